@@ -1,0 +1,35 @@
+using Microsoft.AspNetCore.Http;
+
+namespace PushService.Gateway.Api;
+
+/// <summary>The RFC 9457 problem details the REST API answers with.</summary>
+internal static class ApiProblems
+{
+    public static IResult BadRequest(string detail) => Problem(StatusCodes.Status400BadRequest, "Bad request", detail);
+
+    public static IResult NotFound(string detail) => Problem(StatusCodes.Status404NotFound, "Not found", detail);
+
+    public static IResult Conflict(string detail) => Problem(StatusCodes.Status409Conflict, "Idempotency key conflict", detail);
+
+    public static IResult TooLarge(int limit) =>
+        Problem(StatusCodes.Status413PayloadTooLarge, "Body too large", $"The body is larger than PushService:Limits:MaxMessageBytes ({limit} bytes).");
+
+    public static IResult Unavailable(TimeSpan retryAfter, string detail) =>
+        new RetryAfterResult(Problem(StatusCodes.Status503ServiceUnavailable, "Backplane unavailable", detail), retryAfter);
+
+    public static IResult Unauthorized(string detail) => Problem(StatusCodes.Status401Unauthorized, "Unauthorized", detail);
+
+    public static IResult Forbidden(string detail) => Problem(StatusCodes.Status403Forbidden, "Forbidden", detail);
+
+    private static IResult Problem(int status, string title, string detail) => Results.Problem(statusCode: status, title: title, detail: detail);
+
+    /// <summary>Adds <c>Retry-After</c> (whole seconds, at least one) to another result.</summary>
+    private sealed class RetryAfterResult(IResult inner, TimeSpan retryAfter) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext)
+        {
+            httpContext.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return inner.ExecuteAsync(httpContext);
+        }
+    }
+}

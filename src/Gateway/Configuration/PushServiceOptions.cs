@@ -1,0 +1,185 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace PushService.Gateway.Configuration;
+
+/// <summary>The one options tree of the gateway, bound from the <c>PushService</c> configuration section.</summary>
+public sealed class PushServiceOptions
+{
+    /// <summary>The configuration section name.</summary>
+    public const string SectionName = "PushService";
+
+    /// <summary>This node's id, shown to clients and in <c>/api/v1/info</c>.</summary>
+    /// <value>The default value is the host name plus a random suffix.</value>
+    public string NodeId { get; set; } = "";
+
+    /// <summary>The Redis backplane.</summary>
+    public RedisOptions Redis { get; set; } = new();
+
+    /// <summary>Client authentication.</summary>
+    public AuthOptions Auth { get; set; } = new();
+
+    /// <summary>The REST API.</summary>
+    public ApiOptions Api { get; set; } = new();
+
+    /// <summary>Options of channels with no namespace, or whose namespace is not configured.</summary>
+    public NamespaceOptions DefaultNamespace { get; set; } = new();
+
+    /// <summary>Options per namespace: the part of a channel name before the first <c>:</c>.</summary>
+    public Dictionary<string, NamespaceOptions> Namespaces { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>Size, count and time limits.</summary>
+    public LimitsOptions Limits { get; set; } = new();
+
+    /// <summary>The WebSocket endpoint.</summary>
+    public WebSocketEndpointOptions WebSocket { get; set; } = new();
+
+    /// <summary>How long an idempotency key is remembered per channel.</summary>
+    /// <value>The default value is 5 minutes.</value>
+    public TimeSpan IdempotencyWindow { get; set; } = TimeSpan.FromMinutes(5);
+}
+
+/// <summary>The Redis backplane.</summary>
+public sealed class RedisOptions
+{
+    /// <summary>A StackExchange.Redis configuration string. Empty runs a single node on the in-memory broker.</summary>
+    /// <value>The default value is empty.</value>
+    public string Configuration { get; set; } = "";
+}
+
+/// <summary>Client authentication.</summary>
+public sealed class AuthOptions
+{
+    /// <summary>Token validation.</summary>
+    public JwtOptions Jwt { get; set; } = new();
+
+    /// <summary>Anonymous clients may connect even when a secret is set.</summary>
+    /// <value>The default value is false.</value>
+    public bool AllowAnonymous { get; set; }
+}
+
+/// <summary>JWT validation for connection and subscription tokens.</summary>
+public sealed class JwtOptions
+{
+    /// <summary>HS256 shared secret. Empty means tokens are not checked and every client connects anonymously.</summary>
+    /// <value>The default value is empty.</value>
+    public string Secret { get; set; } = "";
+
+    /// <summary>Expected <c>aud</c> claim; empty accepts tokens without checking the audience.</summary>
+    public string Audience { get; set; } = "";
+
+    /// <summary>Expected <c>iss</c> claim; empty accepts tokens without checking the issuer.</summary>
+    public string Issuer { get; set; } = "";
+
+    /// <summary>Tolerated clock difference when checking <c>exp</c> and <c>nbf</c>.</summary>
+    /// <value>The default value is 30 seconds.</value>
+    public TimeSpan ClockSkew { get; set; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>The REST API.</summary>
+public sealed class ApiOptions
+{
+    /// <summary>API keys. With none, the REST API answers only loopback callers (protected mode).</summary>
+    public List<ApiKeyOptions> Keys { get; set; } = [];
+}
+
+/// <summary>One REST API key.</summary>
+public sealed class ApiKeyOptions
+{
+    /// <summary>The secret key, sent as <c>Authorization: Bearer &lt;key&gt;</c>.</summary>
+    public string Key { get; set; } = "";
+
+    /// <summary>A name for logs and metrics; never the key itself.</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>What the key may do: <c>publish</c>, <c>read</c>, <c>admin</c> (admin may do everything).</summary>
+    public List<string> Scopes { get; set; } = [];
+}
+
+/// <summary>Options of one channel namespace.</summary>
+public sealed class NamespaceOptions
+{
+    /// <summary>How many publications each channel's history keeps; 0 keeps none.</summary>
+    /// <value>The default value is 100.</value>
+    [Range(0, 100_000)]
+    public int HistorySize { get; set; } = 100;
+
+    /// <summary>How long each publication stays in history.</summary>
+    /// <value>The default value is 5 minutes.</value>
+    public TimeSpan HistoryTtl { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Keep and serve presence (who is subscribed).</summary>
+    public bool Presence { get; set; }
+
+    /// <summary>Push join and leave events to subscribers.</summary>
+    public bool JoinLeave { get; set; }
+
+    /// <summary>Clients may publish over the WebSocket.</summary>
+    public bool AllowClientPublish { get; set; }
+
+    /// <summary>Subscribing needs a subscription token.</summary>
+    public bool RequireSubscriptionToken { get; set; }
+
+    /// <summary>Anonymous clients may subscribe when a JWT secret is set (with no secret every client is anonymous and may).</summary>
+    public bool AllowAnonymousSubscribe { get; set; }
+
+    /// <summary>Whether this namespace keeps history at all.</summary>
+    public bool KeepsHistory => HistorySize > 0 && HistoryTtl > TimeSpan.Zero;
+}
+
+/// <summary>Size, count and time limits.</summary>
+public sealed class LimitsOptions
+{
+    /// <summary>The largest WebSocket message from a client and the largest REST body, in bytes.</summary>
+    /// <value>The default value is 65536.</value>
+    public int MaxMessageBytes { get; set; } = 65536;
+
+    /// <summary>Bytes queued to one connection before it is closed with 4500 (slow consumer).</summary>
+    /// <value>The default value is 1048576.</value>
+    public long ClientQueueMaxBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>Frames queued to one connection before it is closed with 4500 (slow consumer).</summary>
+    /// <value>The default value is 10000.</value>
+    public int ClientQueueMaxMessages { get; set; } = 10_000;
+
+    /// <summary>Subscriptions per connection.</summary>
+    /// <value>The default value is 128.</value>
+    public int MaxChannelsPerConnection { get; set; } = 128;
+
+    /// <summary>Channels in one broadcast call.</summary>
+    /// <value>The default value is 1000.</value>
+    public int MaxBroadcastChannels { get; set; } = 1000;
+
+    /// <summary>Largest <c>limit</c> of one history read.</summary>
+    /// <value>The default value is 1000.</value>
+    public int MaxHistoryLimit { get; set; } = 1000;
+
+    /// <summary>How long a new connection has to send <c>connect</c>.</summary>
+    /// <value>The default value is 10 seconds.</value>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long a closing connection may take to finish its close handshake before it is aborted.</summary>
+    /// <value>The default value is 5 seconds.</value>
+    public TimeSpan CloseTimeout { get; set; } = TimeSpan.FromSeconds(5);
+}
+
+/// <summary>The WebSocket endpoint.</summary>
+public sealed class WebSocketEndpointOptions
+{
+    /// <summary>
+    /// Origins allowed to open a WebSocket (for example <c>https://app.example.com</c>); <c>*</c> allows any.
+    /// Empty allows only requests without an Origin header and same-host origins.
+    /// </summary>
+    public List<string> AllowedOrigins { get; set; } = [];
+
+    /// <summary>Reject requests that carry no Origin header (browsers always send one).</summary>
+    /// <value>The default value is false.</value>
+    public bool RequireOrigin { get; set; }
+
+    /// <summary>How often the server sends a <c>ping</c> push.</summary>
+    /// <value>The default value is 25 seconds.</value>
+    public TimeSpan PingInterval { get; set; } = TimeSpan.FromSeconds(25);
+
+    /// <summary>How long after a ping the client has to show it is alive (with <c>pong</c> or any command).</summary>
+    /// <value>The default value is 10 seconds.</value>
+    public TimeSpan PongTimeout { get; set; } = TimeSpan.FromSeconds(10);
+}

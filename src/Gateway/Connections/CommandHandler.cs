@@ -1,0 +1,292 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using PushService.Broker;
+using PushService.Gateway.Auth;
+using PushService.Gateway.Configuration;
+using PushService.Gateway.Hub;
+using PushService.Gateway.Protocol;
+using PushService.Gateway.Publishing;
+using PushService.Gateway.Telemetry;
+
+namespace PushService.Gateway.Connections;
+
+/// <summary>
+/// Carries out client commands (contract section 1.1). Commands of one connection run one at a time, in order.
+/// Every failure becomes an error reply or a close code; nothing a client sends can throw past this class.
+/// </summary>
+internal sealed partial class CommandHandler
+{
+    private readonly LocalHub _hub;
+    private readonly IBroker _broker;
+    private readonly Publisher _publisher;
+    private readonly NamespaceResolver _namespaces;
+    private readonly TokenValidator _tokens;
+    private readonly PushMetrics _metrics;
+    private readonly PushServiceOptions _options;
+    private readonly NodeIdentity _node;
+    private readonly ILogger<CommandHandler> _logger;
+
+    public CommandHandler(LocalHub hub, IBroker broker, Publisher publisher, NamespaceResolver namespaces, TokenValidator tokens,
+        PushMetrics metrics, IOptions<PushServiceOptions> options, NodeIdentity node, ILogger<CommandHandler> logger)
+    {
+        _hub = hub;
+        _broker = broker;
+        _publisher = publisher;
+        _namespaces = namespaces;
+        _tokens = tokens;
+        _metrics = metrics;
+        _options = options.Value;
+        _node = node;
+        _logger = logger;
+    }
+
+    public async ValueTask HandleAsync(ClientConnection connection, ReadOnlyMemory<byte> frame)
+    {
+        var command = CommandDecoder.Decode(frame.Span, out var fatalError);
+        if (command is null)
+        {
+            Log.BadFrame(_logger, connection.Id, fatalError!);
+            connection.RequestClose(Disconnect.BadRequest);
+            return;
+        }
+
+        if (!connection.IsConnected && command.Op != CommandOp.Connect)
+        {
+            connection.RequestClose(Disconnect.Unauthorized);
+            return;
+        }
+
+        if (command.Op == CommandOp.Pong)
+        {
+            return;
+        }
+
+        if (command.FieldError is not null)
+        {
+            connection.SendControl(FrameEncoder.Error(command.Id, ErrorCodes.BadRequest, command.FieldError));
+            return;
+        }
+
+        try
+        {
+            var reply = command.Op switch
+            {
+                CommandOp.Connect => await ConnectAsync(connection, command),
+                CommandOp.Subscribe => await SubscribeAsync(connection, command),
+                CommandOp.Unsubscribe => await UnsubscribeAsync(connection, command),
+                CommandOp.Publish => await PublishAsync(connection, command),
+                CommandOp.History => await HistoryAsync(connection, command),
+                CommandOp.Presence => Error(command, ErrorCodes.PermissionDenied, "Presence is not enabled for this channel's namespace."),
+                CommandOp.Ping => FrameEncoder.EmptyResult(command.Id),
+                _ => Error(command, ErrorCodes.BadRequest, "Unsupported op."),
+            };
+
+            if (reply is not null)
+            {
+                connection.SendControl(reply);
+            }
+        }
+        catch (BrokerUnavailableException ex)
+        {
+            connection.SendControl(Error(command, ErrorCodes.Unavailable, ex.Message));
+        }
+        catch (Exception ex)
+        {
+            Log.CommandFailed(_logger, command.Op.ToString(), connection.Id, ex);
+            connection.SendControl(Error(command, ErrorCodes.Internal, "The command failed on the server."));
+        }
+    }
+
+    private async ValueTask<byte[]?> ConnectAsync(ClientConnection connection, Command command)
+    {
+        if (connection.IsConnected)
+        {
+            return Error(command, ErrorCodes.BadRequest, "The connection is already connected.");
+        }
+
+        var identity = await _tokens.ValidateConnectionTokenAsync(command.Token);
+        if (identity is null)
+        {
+            connection.SendControl(Error(command, ErrorCodes.Unauthorized, "The connection token is missing, invalid or expired."));
+            connection.RequestClose(Disconnect.Unauthorized);
+            return null;
+        }
+
+        connection.MarkConnected(identity.UserId, command.Name, command.Version);
+        var pingSeconds = (int)Math.Ceiling(_options.WebSocket.PingInterval.TotalSeconds);
+        return FrameEncoder.Result(command.Id, static (w, s) =>
+        {
+            w.WriteString("client"u8, s.Client);
+            w.WriteString("node"u8, s.Node);
+            w.WriteNumber("pingInterval"u8, s.Ping);
+        }, (Client: connection.Id, Node: _node.Id, Ping: pingSeconds));
+    }
+
+    private async ValueTask<byte[]?> SubscribeAsync(ClientConnection connection, Command command)
+    {
+        if (!TryAuthorizeChannel(connection, command, out var channel, out _, out var error))
+        {
+            return error;
+        }
+
+        if (connection.Subscriptions.ContainsKey(channel))
+        {
+            return Error(command, ErrorCodes.AlreadySubscribed, $"Already subscribed to '{channel}'.");
+        }
+
+        if (connection.Subscriptions.Count >= _options.Limits.MaxChannelsPerConnection)
+        {
+            return Error(command, ErrorCodes.LimitExceeded, $"A connection may hold at most {_options.Limits.MaxChannelsPerConnection} subscriptions.");
+        }
+
+        var subscription = new Subscription(connection, channel);
+        connection.Subscriptions[channel] = subscription;
+        HistoryResult history;
+        try
+        {
+            await _hub.AddAsync(subscription, CancellationToken.None);
+            history = await _broker.HistoryAsync(channel, command.Since is { } since ? new HistoryQuery { Since = since } : new HistoryQuery { Limit = 0 });
+        }
+        catch
+        {
+            connection.Subscriptions.TryRemove(new KeyValuePair<string, Subscription>(channel, subscription));
+            await _hub.RemoveAsync(subscription);
+            throw;
+        }
+
+        var recovered = command.Since is { } s && history.IsCompleteSince(s);
+        if (command.Since is not null)
+        {
+            _metrics.Recovered(recovered);
+        }
+
+        var reply = FrameEncoder.Result(command.Id, static (w, st) =>
+        {
+            w.WriteString("epoch"u8, st.History.Position.Epoch);
+            w.WriteNumber("offset"u8, st.History.Position.Offset);
+            w.WriteBoolean("recovered"u8, st.Recovered);
+            FrameEncoder.WriteMessages(w, st.History.Publications);
+        }, (History: history, Recovered: recovered));
+
+        subscription.Activate(history.Position, reply);
+        return null;
+    }
+
+    private async ValueTask<byte[]?> UnsubscribeAsync(ClientConnection connection, Command command)
+    {
+        if (string.IsNullOrEmpty(command.Channel))
+        {
+            return Error(command, ErrorCodes.BadRequest, "'channel' is required.");
+        }
+
+        if (connection.Subscriptions.TryRemove(command.Channel, out var subscription))
+        {
+            await _hub.RemoveAsync(subscription);
+        }
+
+        return FrameEncoder.EmptyResult(command.Id);
+    }
+
+    private async ValueTask<byte[]?> PublishAsync(ClientConnection connection, Command command)
+    {
+        if (!TryAuthorizeChannel(connection, command, out var channel, out var ns, out var error))
+        {
+            return error;
+        }
+
+        if (!ns.AllowClientPublish)
+        {
+            return Error(command, ErrorCodes.PermissionDenied, "Clients may not publish to this channel's namespace.");
+        }
+
+        if (command.Data is null)
+        {
+            return Error(command, ErrorCodes.BadRequest, "'data' is required.");
+        }
+
+        try
+        {
+            var result = await _publisher.PublishAsync(channel, ns, command.Data, idempotencyKey: null, CancellationToken.None);
+            return PositionResult(command.Id, result.Position);
+        }
+        catch (IdempotencyConflictException ex)
+        {
+            return Error(command, ErrorCodes.BadRequest, ex.Message);
+        }
+    }
+
+    private async ValueTask<byte[]?> HistoryAsync(ClientConnection connection, Command command)
+    {
+        if (!TryAuthorizeChannel(connection, command, out var channel, out var ns, out var error))
+        {
+            return error;
+        }
+
+        if (ns.RequireSubscriptionToken && !connection.Subscriptions.ContainsKey(channel))
+        {
+            return Error(command, ErrorCodes.PermissionDenied, "This namespace serves history only to subscribers of the channel.");
+        }
+
+        var limit = command.Limit is { } l ? Math.Min(l, _options.Limits.MaxHistoryLimit) : _options.Limits.MaxHistoryLimit;
+        var history = await _broker.HistoryAsync(channel, new HistoryQuery { Since = command.Since, Limit = limit });
+        return FrameEncoder.Result(command.Id, static (w, h) =>
+        {
+            w.WriteString("epoch"u8, h.Position.Epoch);
+            w.WriteNumber("offset"u8, h.Position.Offset);
+            FrameEncoder.WriteMessages(w, h.Publications);
+        }, history);
+    }
+
+    /// <summary>Checks the channel name, its namespace and the user limit shared by subscribe, publish and history.</summary>
+    private bool TryAuthorizeChannel(ClientConnection connection, Command command, out string channel, out NamespaceOptions ns, out byte[]? error)
+    {
+        channel = command.Channel ?? "";
+        ns = null!;
+        if (!ChannelName.IsValid(channel))
+        {
+            error = Error(command, ErrorCodes.BadRequest, "'channel' must be 1 to 255 characters of A-Z a-z 0-9 _ - : . @ / = #.");
+            return false;
+        }
+
+        var resolved = _namespaces.Resolve(channel);
+        if (resolved is null)
+        {
+            error = Error(command, ErrorCodes.NotFound, $"The namespace '{NamespaceResolver.NamespaceOf(channel)}' is not configured.");
+            return false;
+        }
+
+        ns = resolved;
+        if (!ChannelName.AllowsUser(channel, connection.UserId))
+        {
+            error = Error(command, ErrorCodes.PermissionDenied, "This channel is limited to other users.");
+            return false;
+        }
+
+        if (_tokens.Enabled && connection.UserId.Length == 0 && !ns.AllowAnonymousSubscribe)
+        {
+            error = Error(command, ErrorCodes.PermissionDenied, "Anonymous clients may not use this channel's namespace.");
+            return false;
+        }
+
+        error = null;
+        return true;
+    }
+
+    private static byte[] PositionResult(long id, StreamPosition position) =>
+        FrameEncoder.Result(id, static (w, p) =>
+        {
+            w.WriteString("epoch"u8, p.Epoch);
+            w.WriteNumber("offset"u8, p.Offset);
+        }, position);
+
+    private static byte[] Error(Command command, string code, string message) => FrameEncoder.Error(command.Id, code, message);
+
+    private static partial class Log
+    {
+        [LoggerMessage(300, LogLevel.Debug, "Connection {ConnectionId} sent a bad frame: {Error}")]
+        public static partial void BadFrame(ILogger logger, string connectionId, string error);
+
+        [LoggerMessage(301, LogLevel.Error, "The {Op} command of connection {ConnectionId} failed.")]
+        public static partial void CommandFailed(ILogger logger, string op, string connectionId, Exception exception);
+    }
+}

@@ -1,0 +1,90 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using PushService.Gateway.Configuration;
+using PushService.Gateway.Hub;
+using PushService.Gateway.Protocol;
+
+namespace PushService.Gateway.Connections;
+
+/// <summary>
+/// One timer for every connection (as Kestrel's heartbeat): connect timeouts, server pings, pong timeouts, and
+/// aborting connections whose close handshake takes too long. A timer per connection would cost memory and
+/// wake-ups that grow with the connection count.
+/// </summary>
+internal sealed class ConnectionHeartbeat : BackgroundService
+{
+    private readonly LocalHub _hub;
+    private readonly TimeProvider _time;
+    private readonly PushServiceOptions _options;
+
+    public ConnectionHeartbeat(LocalHub hub, TimeProvider time, IOptions<PushServiceOptions> options)
+    {
+        _hub = hub;
+        _time = time;
+        _options = options.Value;
+    }
+
+    /// <summary>How often the heartbeat looks at the connections.</summary>
+    internal static TimeSpan Period { get; set; } = TimeSpan.FromSeconds(1);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(Period, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                Tick(_time.GetUtcNow().UtcTicks);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    internal void Tick(long now)
+    {
+        var connectTimeout = _options.Limits.ConnectTimeout.Ticks;
+        var closeTimeout = _options.Limits.CloseTimeout.Ticks;
+        var pingInterval = _options.WebSocket.PingInterval.Ticks;
+        var pongTimeout = _options.WebSocket.PongTimeout.Ticks;
+        foreach (var connection in _hub.Connections)
+        {
+            if (connection.IsClosing)
+            {
+                if (now - connection.CloseRequestedAtTicks > closeTimeout)
+                {
+                    connection.Abort();
+                }
+
+                continue;
+            }
+
+            if (!connection.IsConnected)
+            {
+                if (now - connection.OpenedAtTicks > connectTimeout)
+                {
+                    connection.RequestClose(Disconnect.Unauthorized);
+                }
+
+                continue;
+            }
+
+            var pingSent = connection.PingSentAtTicks;
+            if (pingSent != 0 && connection.LastActivityTicks < pingSent)
+            {
+                if (now - pingSent > pongTimeout)
+                {
+                    connection.RequestClose(Disconnect.NoPong);
+                }
+
+                continue;
+            }
+
+            if (now - Math.Max(pingSent, connection.OpenedAtTicks) >= pingInterval)
+            {
+                connection.SendPing();
+            }
+        }
+    }
+}

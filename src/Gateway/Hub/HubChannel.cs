@@ -1,0 +1,22 @@
+namespace PushService.Gateway.Hub;
+
+/// <summary>
+/// The local subscribers of one channel. The subscriber array is replaced, never changed, so fan-out reads it
+/// without a lock; changes and the broker subscription they imply go through <see cref="Gate"/>.
+/// </summary>
+internal sealed class HubChannel
+{
+    public HubChannel(string name) => Name = name;
+
+    public string Name { get; }
+
+    public SemaphoreSlim Gate { get; } = new(1, 1);
+
+    public volatile Subscription[] Subscribers = [];
+
+    /// <summary>True once the node holds a broker subscription for this channel.</summary>
+    public bool BrokerSubscribed { get; set; }
+
+    /// <summary>True once dropped from the hub; a caller holding it must look the channel up again.</summary>
+    public bool Removed { get; set; }
+}

@@ -1,0 +1,214 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using PushService.Broker;
+using PushService.Gateway.Connections;
+using PushService.Gateway.Protocol;
+using PushService.Gateway.Telemetry;
+
+namespace PushService.Gateway.Hub;
+
+/// <summary>
+/// This node's connections and their subscriptions. Holds one broker subscription per channel with local
+/// subscribers (taken by the first, released by the last), and fans each publication out: encoded once,
+/// the same bytes queued to every local subscriber.
+/// </summary>
+public sealed partial class LocalHub : IBrokerEventHandler
+{
+    private readonly ConcurrentDictionary<string, HubChannel> _channels = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ClientConnection> _connections = new(StringComparer.Ordinal);
+    private readonly IBroker _broker;
+    private readonly PushMetrics _metrics;
+    private readonly ILogger<LocalHub> _logger;
+    private int _subscriptionCount;
+
+    /// <summary>Creates the hub.</summary>
+    public LocalHub(IBroker broker, PushMetrics metrics, ILogger<LocalHub> logger)
+    {
+        _broker = broker;
+        _metrics = metrics;
+        _logger = logger;
+    }
+
+    /// <summary>Open connections on this node.</summary>
+    public int ConnectionCount => _connections.Count;
+
+    /// <summary>Subscriptions of all connections on this node.</summary>
+    public int SubscriptionCount => Volatile.Read(ref _subscriptionCount);
+
+    /// <summary>Channels with local subscribers.</summary>
+    public int ChannelCount => _channels.Count;
+
+    internal IEnumerable<ClientConnection> Connections => _connections.Values;
+
+    /// <summary>Channels with local subscribers and how many each has.</summary>
+    public IEnumerable<(string Channel, int Subscribers)> ChannelSubscribers()
+    {
+        foreach (var (name, channel) in _channels)
+        {
+            var count = channel.Subscribers.Length;
+            if (count > 0)
+            {
+                yield return (name, count);
+            }
+        }
+    }
+
+    internal void Add(ClientConnection connection) => _connections.TryAdd(connection.Id, connection);
+
+    internal void Remove(ClientConnection connection) => _connections.TryRemove(connection.Id, out _);
+
+    /// <summary>Closes the connections of <paramref name="user"/> on this node and says how many there were.</summary>
+    public int DisconnectUser(string user, Disconnect disconnect)
+    {
+        var count = 0;
+        foreach (var connection in _connections.Values)
+        {
+            if (connection.IsConnected && string.Equals(connection.UserId, user, StringComparison.Ordinal))
+            {
+                connection.RequestClose(disconnect);
+                count++;
+            }
+        }
+
+        return count;
+    }
+
+    /// <summary>Adds a pending subscription, taking the broker subscription when it is the channel's first.</summary>
+    internal async ValueTask AddAsync(Subscription subscription, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var channel = _channels.GetOrAdd(subscription.Channel, static name => new HubChannel(name));
+            await channel.Gate.WaitAsync(cancellationToken);
+            try
+            {
+                if (channel.Removed)
+                {
+                    continue;
+                }
+
+                if (!channel.BrokerSubscribed)
+                {
+                    try
+                    {
+                        await _broker.SubscribeAsync(channel.Name, cancellationToken);
+                    }
+                    catch
+                    {
+                        if (channel.Subscribers.Length == 0)
+                        {
+                            channel.Removed = true;
+                            _channels.TryRemove(new KeyValuePair<string, HubChannel>(channel.Name, channel));
+                        }
+
+                        throw;
+                    }
+
+                    channel.BrokerSubscribed = true;
+                }
+
+                channel.Subscribers = [.. channel.Subscribers, subscription];
+                Interlocked.Increment(ref _subscriptionCount);
+                _metrics.SubscriptionAdded();
+                return;
+            }
+            finally
+            {
+                channel.Gate.Release();
+            }
+        }
+    }
+
+    /// <summary>Removes a subscription, releasing the broker subscription when it was the channel's last.</summary>
+    internal async ValueTask RemoveAsync(Subscription subscription)
+    {
+        if (!_channels.TryGetValue(subscription.Channel, out var channel))
+        {
+            return;
+        }
+
+        await channel.Gate.WaitAsync(CancellationToken.None);
+        try
+        {
+            var subscribers = channel.Subscribers;
+            var index = Array.IndexOf(subscribers, subscription);
+            if (index < 0)
+            {
+                return;
+            }
+
+            channel.Subscribers = subscribers.Length == 1 ? [] : [.. subscribers[..index], .. subscribers[(index + 1)..]];
+            Interlocked.Decrement(ref _subscriptionCount);
+            _metrics.SubscriptionRemoved();
+            if (channel.Subscribers.Length > 0)
+            {
+                return;
+            }
+
+            channel.Removed = true;
+            _channels.TryRemove(new KeyValuePair<string, HubChannel>(channel.Name, channel));
+            if (channel.BrokerSubscribed)
+            {
+                try
+                {
+                    await _broker.UnsubscribeAsync(channel.Name, CancellationToken.None);
+                }
+                catch (Exception ex)
+                {
+                    // The broker keeps its own view of what the node wants and reconciles it when it reconnects.
+                    Log.BrokerUnsubscribeFailed(_logger, channel.Name, ex);
+                }
+            }
+        }
+        finally
+        {
+            channel.Gate.Release();
+        }
+    }
+
+    /// <inheritdoc />
+    public ValueTask HandlePublicationAsync(Publication publication)
+    {
+        if (!_channels.TryGetValue(publication.Channel, out var channel))
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        var subscribers = channel.Subscribers;
+        if (subscribers.Length == 0)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        var frame = FrameEncoder.Message(publication);
+        foreach (var subscriber in subscribers)
+        {
+            subscriber.Deliver(publication, frame);
+        }
+
+        _metrics.Delivered(subscribers.Length);
+        return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public ValueTask HandleStreamResetAsync(string channel)
+    {
+        if (_channels.TryGetValue(channel, out var hubChannel))
+        {
+            // The node cannot vouch for continuity: tell each subscriber, whose SDK resubscribes with recovery.
+            var frame = FrameEncoder.UnsubscribedPush(channel, "resubscribe");
+            foreach (var subscriber in hubChannel.Subscribers)
+            {
+                subscriber.Connection.ServerUnsubscribe(subscriber, frame);
+            }
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(100, LogLevel.Warning, "Releasing the broker subscription of channel '{Channel}' failed.")]
+        public static partial void BrokerUnsubscribeFailed(ILogger logger, string channel, Exception exception);
+    }
+}

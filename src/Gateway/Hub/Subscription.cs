@@ -1,0 +1,86 @@
+using PushService.Broker;
+using PushService.Gateway.Connections;
+
+namespace PushService.Gateway.Hub;
+
+/// <summary>
+/// One connection's subscription to one channel. It starts pending: while the subscribe command reads the channel's
+/// position and history, live publications are buffered here, then sent after the reply so the client sees a
+/// gap-free, duplicate-free sequence. Once live, delivery is a compare and an enqueue.
+/// </summary>
+internal sealed class Subscription
+{
+    private readonly object _gate = new();
+    private List<(Publication Publication, byte[] Frame)>? _pending = [];
+    private volatile bool _live;
+    private long _offset;
+    private string? _epoch;
+
+    public Subscription(ClientConnection connection, string channel)
+    {
+        Connection = connection;
+        Channel = channel;
+    }
+
+    public ClientConnection Connection { get; }
+
+    public string Channel { get; }
+
+    /// <summary>Delivers a publication, on the broker's dispatch path; never waits.</summary>
+    public void Deliver(Publication publication, byte[] frame)
+    {
+        if (!_live)
+        {
+            lock (_gate)
+            {
+                if (!_live)
+                {
+                    _pending?.Add((publication, frame));
+                    return;
+                }
+            }
+        }
+
+        SendIfNew(publication, frame);
+    }
+
+    /// <summary>
+    /// Sends the subscribe reply, then what arrived while pending and is newer than <paramref name="position"/>,
+    /// and makes the subscription live.
+    /// </summary>
+    public void Activate(StreamPosition position, byte[] reply)
+    {
+        lock (_gate)
+        {
+            _offset = position.Offset;
+            _epoch = position.Epoch;
+            Connection.SendControl(reply);
+            foreach (var (publication, frame) in _pending!)
+            {
+                SendIfNew(publication, frame);
+            }
+
+            _pending = null;
+            _live = true;
+        }
+    }
+
+    private void SendIfNew(Publication publication, byte[] frame)
+    {
+        // Only the dispatch path calls this once live (and Activate before that), so no lock is needed.
+        if (string.Equals(publication.Epoch, _epoch, StringComparison.Ordinal))
+        {
+            if (publication.Offset <= _offset)
+            {
+                return;
+            }
+        }
+        else
+        {
+            _epoch = publication.Epoch;
+        }
+
+        _offset = publication.Offset;
+        Connection.Send(frame);
+    }
+}

@@ -1,0 +1,43 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using PushService.Broker;
+using PushService.Gateway.Api;
+using PushService.Gateway.Auth;
+using PushService.Gateway.Connections;
+using PushService.Gateway.Draining;
+
+namespace Microsoft.AspNetCore.Builder;
+
+/// <summary>Maps the gateway's endpoints.</summary>
+public static class PushEndpointRouteBuilderExtensions
+{
+    /// <summary>
+    /// Maps <c>/ws</c>, the REST API under <c>/api/v1</c>, <c>/healthz</c>, <c>/readyz</c> and <c>/metrics</c>.
+    /// Call on a <see cref="WebApplication"/> after <c>AddPushGateway</c>.
+    /// </summary>
+    public static WebApplication MapPushEndpoints(this WebApplication app)
+    {
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseWebSockets();
+
+        app.Map("/ws", (HttpContext context, WebSocketEndpoint endpoint) => endpoint.HandleAsync(context));
+
+        var api = app.MapGroup("/api/v1");
+        api.MapPost("/channels/{channel}/messages", PushApi.PublishAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Publish));
+        api.MapPost("/broadcast", PushApi.BroadcastAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Publish));
+        api.MapGet("/channels/{channel}/history", PushApi.HistoryAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Read));
+        api.MapGet("/channels/{channel}/presence", PushApi.Presence).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Read));
+        api.MapGet("/channels", PushApi.Channels).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Read));
+        api.MapGet("/info", PushApi.Info).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Read));
+        api.MapPost("/users/{user}/disconnect", PushApi.DisconnectUserAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Admin));
+
+        app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapGet("/readyz", (IBroker broker, DrainState drain) =>
+            drain.IsDraining ? Results.Text("draining", statusCode: StatusCodes.Status503ServiceUnavailable)
+            : !broker.IsAvailable ? Results.Text("backplane unavailable", statusCode: StatusCodes.Status503ServiceUnavailable)
+            : Results.Text("ready"));
+        app.MapPrometheusScrapingEndpoint("/metrics");
+        return app;
+    }
+}

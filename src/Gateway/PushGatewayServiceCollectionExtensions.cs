@@ -1,0 +1,101 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+using PushService.Broker;
+using PushService.Broker.InMemory;
+using PushService.Gateway;
+using PushService.Gateway.Api;
+using PushService.Gateway.Auth;
+using PushService.Gateway.Configuration;
+using PushService.Gateway.Connections;
+using PushService.Gateway.Draining;
+using PushService.Gateway.Hub;
+using PushService.Gateway.Publishing;
+using PushService.Gateway.Telemetry;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Registers the push gateway.</summary>
+public static class PushGatewayServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds the gateway: options bound from the <c>PushService</c> section and validated at start-up, the hub, the
+    /// command handler, the REST API, health, draining and telemetry. With no <c>PushService:Redis:Configuration</c>
+    /// the in-memory broker serves a single node.
+    /// </summary>
+    public static PushGatewayBuilder AddPushGateway(this IServiceCollection services, IConfiguration configuration)
+    {
+        var section = configuration.GetSection(PushServiceOptions.SectionName);
+        services.AddOptions<PushServiceOptions>().Bind(section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<PushServiceOptions>, PushServiceOptionsValidator>();
+
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<NodeIdentity>();
+        services.AddSingleton<NamespaceResolver>();
+        services.AddSingleton<TokenValidator>();
+        services.AddSingleton<PushMetrics>();
+        services.AddSingleton<LocalHub>();
+        services.AddSingleton<Publisher>();
+        services.AddSingleton<CommandHandler>();
+        services.AddSingleton<WebSocketEndpoint>();
+        services.AddSingleton<ApiKeyAuthenticator>();
+        services.AddSingleton<DrainState>();
+        services.AddHostedService<BrokerHostedService>();
+        services.AddHostedService<DrainingService>();
+        services.AddHostedService<ConnectionHeartbeat>();
+        services.AddProblemDetails();
+        services.AddMetrics();
+
+        var builder = new PushGatewayBuilder(services, configuration);
+        if (string.IsNullOrWhiteSpace(section["Redis:Configuration"]))
+        {
+            builder.AddInMemoryBroker();
+        }
+        else
+        {
+            throw new InvalidOperationException("PushService:Redis:Configuration is set, but this build has no Redis broker yet.");
+        }
+
+        services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService("pushservice-gateway"))
+            .WithMetrics(metrics =>
+            {
+                metrics.AddMeter(PushTelemetry.Name).AddAspNetCoreInstrumentation().AddPrometheusExporter();
+                if (HasOtlpEndpoint(configuration))
+                {
+                    metrics.AddOtlpExporter();
+                }
+            })
+            .WithTracing(tracing =>
+            {
+                tracing.AddSource(PushTelemetry.Name).AddAspNetCoreInstrumentation();
+                if (HasOtlpEndpoint(configuration))
+                {
+                    tracing.AddOtlpExporter();
+                }
+            });
+
+        return builder;
+    }
+
+    /// <summary>Uses the single-node in-memory broker.</summary>
+    public static PushGatewayBuilder AddInMemoryBroker(this PushGatewayBuilder builder)
+    {
+        builder.Services.AddOptions<InMemoryBrokerOptions>()
+            .Configure<IOptions<PushServiceOptions>>((broker, push) => broker.IdempotencyWindow = push.Value.IdempotencyWindow)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        builder.Services.RemoveAll<IBroker>();
+        builder.Services.AddSingleton<InMemoryBroker>();
+        builder.Services.AddSingleton<IBroker>(sp => sp.GetRequiredService<InMemoryBroker>());
+        return builder;
+    }
+
+    // The OTLP exporters are added only when an endpoint is configured, so a node without a collector never retries one.
+    private static bool HasOtlpEndpoint(IConfiguration configuration) =>
+        !string.IsNullOrWhiteSpace(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
+}

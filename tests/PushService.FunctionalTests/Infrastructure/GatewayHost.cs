@@ -1,0 +1,91 @@
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace PushService.FunctionalTests.Infrastructure;
+
+/// <summary>A real gateway on Kestrel, on a free loopback port, configured through the same keys operators use.</summary>
+public sealed class GatewayHost : IAsyncDisposable
+{
+    private readonly WebApplicationFactory<Program> _factory;
+
+    private GatewayHost(WebApplicationFactory<Program> factory, Uri baseAddress)
+    {
+        _factory = factory;
+        BaseAddress = baseAddress;
+        Http = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    public Uri BaseAddress { get; }
+
+    public Uri WebSocketUri => new($"ws://{BaseAddress.Authority}/ws");
+
+    public HttpClient Http { get; }
+
+    public IServiceProvider Services => _factory.Services;
+
+    public static GatewayHost Start(IDictionary<string, string?>? settings = null)
+    {
+        var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(builder =>
+        {
+            builder.UseSetting("Urls", "http://127.0.0.1:0");
+            builder.UseSetting("Logging:LogLevel:Default", "Warning");
+            foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+            {
+                builder.UseSetting(key, value);
+            }
+        });
+        factory.UseKestrel(0);
+        factory.StartServer();
+        var addresses = factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
+        var address = new Uri(addresses.First(a => a.StartsWith("http://", StringComparison.Ordinal)).Replace("[::]", "127.0.0.1", StringComparison.Ordinal));
+        return new GatewayHost(factory, address);
+    }
+
+    public async Task<TestClient> ConnectAsync(bool connect = true, Action<System.Net.WebSockets.ClientWebSocketOptions>? configure = null, int? receiveBufferBytes = null)
+    {
+        var client = await TestClient.OpenAsync(WebSocketUri, configure, receiveBufferBytes);
+        if (connect)
+        {
+            var reply = await client.RequestAsync(new { op = "connect" });
+            Assert.True(reply.TryGetProperty("result", out _), reply.ToString());
+        }
+
+        return client;
+    }
+
+    /// <summary>Publishes through the REST API and returns the answer's body.</summary>
+    public async Task<JsonElement> PublishAsync(string channel, string dataJson, string? idempotencyKey = null)
+    {
+        using var response = await PostPublishAsync(channel, dataJson, idempotencyKey);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"{(int)response.StatusCode}: {body}");
+        return JsonDocument.Parse(body).RootElement.Clone();
+    }
+
+    public Task<HttpResponseMessage> PostPublishAsync(string channel, string dataJson, string? idempotencyKey = null)
+    {
+        var key = idempotencyKey is null ? "" : $",\"idempotencyKey\":{JsonSerializer.Serialize(idempotencyKey)}";
+        var content = new StringContent($"{{\"data\":{dataJson}{key}}}", Encoding.UTF8, "application/json");
+        return Http.PostAsync($"/api/v1/channels/{Uri.EscapeDataString(channel)}/messages", content);
+    }
+
+    public async Task<JsonElement> GetJsonAsync(string path)
+    {
+        using var response = await Http.GetAsync(path);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"{(int)response.StatusCode}: {body}");
+        return JsonDocument.Parse(body).RootElement.Clone();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await _factory.DisposeAsync();
+    }
+}

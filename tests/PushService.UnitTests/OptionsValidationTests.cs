@@ -1,0 +1,77 @@
+using Microsoft.AspNetCore.Http;
+using PushService.Gateway.Configuration;
+using PushService.Gateway.Connections;
+
+namespace PushService.UnitTests;
+
+public sealed class OptionsValidationTests
+{
+    private static IReadOnlyList<string> Failures(Action<PushServiceOptions> configure)
+    {
+        var options = new PushServiceOptions();
+        configure(options);
+        var result = new PushServiceOptionsValidator().Validate(null, options);
+        return result.Failures?.ToList() ?? [];
+    }
+
+    [Fact]
+    public void Defaults_AreValid() => Assert.Empty(Failures(_ => { }));
+
+    [Fact]
+    public void BadValues_NameTheirKeys()
+    {
+        var failures = Failures(o =>
+        {
+            o.Limits.MaxMessageBytes = 10;
+            o.Limits.MaxChannelsPerConnection = 0;
+            o.Namespaces["bad:name"] = new NamespaceOptions();
+            o.Namespaces["chat"] = new NamespaceOptions { HistorySize = -1 };
+            o.Api.Keys.Add(new ApiKeyOptions { Key = "short", Scopes = ["write"] });
+            o.Auth.Jwt.Secret = "too-short";
+            o.WebSocket.AllowedOrigins.Add("not an origin");
+        });
+
+        Assert.Contains(failures, f => f.StartsWith("PushService:Limits:MaxMessageBytes", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.StartsWith("PushService:Limits:MaxChannelsPerConnection", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.StartsWith("PushService:Namespaces:bad:name", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.StartsWith("PushService:Namespaces:chat:HistorySize", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.StartsWith("PushService:Api:Keys:0:Key", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.Contains("'write' is not one of", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.StartsWith("PushService:Auth:Jwt:Secret", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.StartsWith("PushService:WebSocket:AllowedOrigins", StringComparison.Ordinal));
+    }
+}
+
+public sealed class OriginPolicyTests
+{
+    private static HttpRequest Request(string? origin, string host = "push.example.com")
+    {
+        var context = new DefaultHttpContext();
+        context.Request.Host = new HostString(host);
+        if (origin is not null)
+        {
+            context.Request.Headers.Origin = origin;
+        }
+
+        return context.Request;
+    }
+
+    [Fact]
+    public void NoOrigin_IsAllowedUnlessRequired()
+    {
+        Assert.True(OriginPolicy.IsAllowed(Request(null), new WebSocketEndpointOptions()));
+        Assert.False(OriginPolicy.IsAllowed(Request(null), new WebSocketEndpointOptions { RequireOrigin = true }));
+    }
+
+    [Fact]
+    public void ListedOrigins_AndSameHost_AreAllowed_OthersNot()
+    {
+        var options = new WebSocketEndpointOptions { AllowedOrigins = ["https://app.example.com"] };
+        Assert.True(OriginPolicy.IsAllowed(Request("https://app.example.com"), options));
+        Assert.True(OriginPolicy.IsAllowed(Request("https://APP.example.com/"), options));
+        Assert.True(OriginPolicy.IsAllowed(Request("https://push.example.com"), options));
+        Assert.False(OriginPolicy.IsAllowed(Request("https://evil.example.net"), options));
+        Assert.False(OriginPolicy.IsAllowed(Request("null"), options));
+        Assert.True(OriginPolicy.IsAllowed(Request("https://evil.example.net"), new WebSocketEndpointOptions { AllowedOrigins = ["*"] }));
+    }
+}
