@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 using PushService.Broker;
 using PushService.Gateway.Api;
 using PushService.Gateway.Auth;
@@ -17,6 +18,9 @@ public static class PushEndpointRouteBuilderExtensions
     /// </summary>
     public static WebApplication MapPushEndpoints(this WebApplication app)
     {
+        // Built now so the protected-mode warning is in the start-up log, not at the first API call.
+        _ = app.Services.GetRequiredService<ApiKeyAuthenticator>();
+
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseWebSockets();

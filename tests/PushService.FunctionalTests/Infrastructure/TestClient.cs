@@ -82,6 +82,25 @@ public sealed class TestClient : IAsyncDisposable
 
     public void StartReading() => _startReading.TrySetResult();
 
+    private volatile TaskCompletionSource? _resume;
+
+    /// <summary>Stops reading from the socket after the current frame, so the server's sends back up.</summary>
+    public void StopReading() => _resume = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public void ResumeReading() => _resume?.TrySetResult();
+
+    /// <summary>Every push received so far.</summary>
+    public List<JsonElement> DrainPushes()
+    {
+        var list = new List<JsonElement>();
+        while (_pushes.Reader.TryRead(out var push))
+        {
+            list.Add(push);
+        }
+
+        return list;
+    }
+
     public WebSocketState State => _socket.State;
 
     public Task SendRawAsync(string text) => SendRawAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text);
@@ -152,6 +171,12 @@ public sealed class TestClient : IAsyncDisposable
                 Assert.Fail($"got {messages.Count} of {count} messages on {channel}");
                 throw;
             }
+            catch (ChannelClosedException)
+            {
+                var closed = _closed.Task.IsCompleted ? _closed.Task.Result.ToString() : "?";
+                Assert.Fail($"got {messages.Count} of {count} messages on {channel} before the connection closed: {closed}");
+                throw;
+            }
 
             if (push.GetProperty("type").GetString() == "message" && push.GetProperty("channel").GetString() == channel)
             {
@@ -173,6 +198,11 @@ public sealed class TestClient : IAsyncDisposable
         {
             while (true)
             {
+                if (_resume is { } resume)
+                {
+                    await resume.Task;
+                }
+
                 var length = 0;
                 ValueWebSocketReceiveResult result;
                 do
@@ -212,9 +242,9 @@ public sealed class TestClient : IAsyncDisposable
                 }
             }
         }
-        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException)
+        catch (Exception ex)
         {
-            _closed.TrySetResult((-1, ex.Message));
+            _closed.TrySetResult((-1, ex.GetType().Name + ": " + ex.Message));
         }
         finally
         {

@@ -1,0 +1,165 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.WebSockets;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using PushService.FunctionalTests.Infrastructure;
+
+namespace PushService.FunctionalTests;
+
+/// <summary>Pings, tokens, server-side disconnects, Origin checks, API keys, health and draining.</summary>
+public sealed class LifecycleTests
+{
+    [Fact]
+    public async Task ServerPings_KeepAnsweringClientsConnected_AndCloseSilentOnesWith4010()
+    {
+        await using var host = GatewayHost.Start(new Dictionary<string, string?>
+        {
+            ["PushService:WebSocket:PingInterval"] = "00:00:01",
+            ["PushService:WebSocket:PongTimeout"] = "00:00:01",
+        });
+        await using var answering = await host.ConnectAsync();
+        await using var silent = await host.ConnectAsync();
+        silent.AutoPong = false;
+
+        var (code, reason) = await silent.ClosedAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(4010, code);
+        Assert.Equal("no_pong", reason);
+        Assert.True(silent.PingsReceived >= 1);
+
+        Assert.True(answering.PingsReceived >= 1);
+        Assert.Equal(WebSocketState.Open, answering.State);
+        Assert.Equal("{}", (await answering.ResultAsync(new { op = "ping" })).GetRawText());
+    }
+
+    [Fact]
+    public async Task WithASecret_TokensAreChecked_AndDisconnectUserReachesTheirConnections()
+    {
+        await using var host = GatewayHost.Start(new Dictionary<string, string?>
+        {
+            ["PushService:Auth:Jwt:Secret"] = Tokens.Secret,
+            ["PushService:DefaultNamespace:AllowAnonymousSubscribe"] = "false",
+        });
+
+        await using (var anonymous = await host.ConnectAsync(connect: false))
+        {
+            Assert.Equal("unauthorized", await anonymous.ErrorCodeAsync(new { op = "connect" }));
+            Assert.Equal(4001, (await anonymous.ClosedAsync()).Code);
+        }
+
+        foreach (var bad in new[] { Tokens.Connection("42", secret: "another-secret-that-is-long-enough-for-hs256"), Tokens.Connection("42", TimeSpan.FromMinutes(-5)), "not.a.jwt" })
+        {
+            await using var client = await host.ConnectAsync(connect: false);
+            Assert.Equal("unauthorized", await client.ErrorCodeAsync(new { op = "connect", token = bad }));
+            Assert.Equal(4001, (await client.ClosedAsync()).Code);
+        }
+
+        await using var user42 = await host.ConnectAsync(connect: false);
+        await user42.ResultAsync(new { op = "connect", token = Tokens.Connection("42") });
+        await user42.ResultAsync(new { op = "subscribe", channel = "notifications#42" });
+        Assert.Equal("permission_denied", await user42.ErrorCodeAsync(new { op = "subscribe", channel = "notifications#7" }));
+
+        await using var user7 = await host.ConnectAsync(connect: false);
+        await user7.ResultAsync(new { op = "connect", token = Tokens.Connection("7") });
+
+        using var response = await host.Http.PostAsync("/api/v1/users/42/disconnect", new StringContent("{\"reconnect\":false}"));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("{\"disconnected\":1}", await response.Content.ReadAsStringAsync());
+        var push = await user42.NextPushAsync();
+        Assert.Equal("disconnect", push.GetProperty("type").GetString());
+        Assert.False(push.GetProperty("reconnect").GetBoolean());
+        Assert.Equal(1000, (await user42.ClosedAsync()).Code);
+        Assert.Equal(WebSocketState.Open, user7.State);
+    }
+
+    [Fact]
+    public async Task Origin_NotAllowed_IsRejectedBeforeTheUpgrade()
+    {
+        await using var host = GatewayHost.Start(new Dictionary<string, string?>
+        {
+            ["PushService:WebSocket:AllowedOrigins:0"] = "https://app.example.com",
+        });
+        await using var allowed = await host.ConnectAsync(configure: o => o.SetRequestHeader("Origin", "https://app.example.com"));
+
+        var rejected = new ClientWebSocket();
+        rejected.Options.SetRequestHeader("Origin", "https://evil.example.net");
+        rejected.Options.CollectHttpResponseDetails = true;
+        await Assert.ThrowsAsync<WebSocketException>(() => rejected.ConnectAsync(host.WebSocketUri, CancellationToken.None));
+        Assert.Equal(HttpStatusCode.Forbidden, rejected.HttpStatusCode);
+    }
+
+    [Fact]
+    public async Task ApiKeys_AreRequiredAndScoped()
+    {
+        await using var host = GatewayHost.Start(new Dictionary<string, string?>
+        {
+            ["PushService:Api:Keys:0:Key"] = "publisher-key-0123456789",
+            ["PushService:Api:Keys:0:Scopes:0"] = "publish",
+            ["PushService:Api:Keys:1:Key"] = "admin-key-0123456789abcd",
+            ["PushService:Api:Keys:1:Scopes:0"] = "admin",
+        });
+
+        async Task<HttpStatusCode> Send(HttpMethod method, string path, string? key, string? body = null)
+        {
+            using var request = new HttpRequestMessage(method, path);
+            if (key is not null)
+            {
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+            }
+
+            if (body is not null)
+            {
+                request.Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json");
+            }
+
+            using var response = await host.Http.SendAsync(request);
+            if (!response.IsSuccessStatusCode)
+            {
+                Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            }
+
+            return response.StatusCode;
+        }
+
+        Assert.Equal(HttpStatusCode.Unauthorized, await Send(HttpMethod.Post, "/api/v1/channels/a/messages", null, "{\"data\":1}"));
+        Assert.Equal(HttpStatusCode.Unauthorized, await Send(HttpMethod.Post, "/api/v1/channels/a/messages", "wrong-key-0123456789", "{\"data\":1}"));
+        Assert.Equal(HttpStatusCode.OK, await Send(HttpMethod.Post, "/api/v1/channels/a/messages", "publisher-key-0123456789", "{\"data\":1}"));
+        Assert.Equal(HttpStatusCode.Forbidden, await Send(HttpMethod.Get, "/api/v1/channels/a/history", "publisher-key-0123456789"));
+        Assert.Equal(HttpStatusCode.Forbidden, await Send(HttpMethod.Post, "/api/v1/users/1/disconnect", "publisher-key-0123456789"));
+        Assert.Equal(HttpStatusCode.OK, await Send(HttpMethod.Get, "/api/v1/channels/a/history", "admin-key-0123456789abcd"));
+        Assert.Equal(HttpStatusCode.OK, await Send(HttpMethod.Post, "/api/v1/users/1/disconnect", "admin-key-0123456789abcd"));
+    }
+
+    [Fact]
+    public async Task HealthReadinessAndMetrics_Answer()
+    {
+        await using var host = GatewayHost.Start();
+        await using var client = await host.ConnectAsync();
+        await client.ResultAsync(new { op = "subscribe", channel = "m" });
+        await host.PublishAsync("m", "1");
+        await client.MessagesAsync("m", 1);
+
+        Assert.Equal("ok", await host.Http.GetStringAsync("/healthz"));
+        Assert.Equal("ready", await host.Http.GetStringAsync("/readyz"));
+        var metrics = await host.Http.GetStringAsync("/metrics");
+        Assert.Contains("pushservice_publications", metrics, StringComparison.Ordinal);
+        Assert.Contains("pushservice_deliveries", metrics, StringComparison.Ordinal);
+        Assert.Contains("pushservice_connections", metrics, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Stopping_DrainsClientsWith1001AndReconnectTrue()
+    {
+        var host = GatewayHost.Start();
+        await using var client = await host.ConnectAsync();
+        var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
+        lifetime.StopApplication();
+
+        var push = await client.NextPushAsync();
+        Assert.Equal("disconnect", push.GetProperty("type").GetString());
+        Assert.Equal(1001, push.GetProperty("code").GetInt32());
+        Assert.True(push.GetProperty("reconnect").GetBoolean());
+        Assert.Equal(1001, (await client.ClosedAsync()).Code);
+        await host.DisposeAsync();
+    }
+}
