@@ -29,6 +29,9 @@ public interface IBroker
 
     /// <summary>Reads the channel's position and history.</summary>
     ValueTask<HistoryResult> HistoryAsync(string channel, HistoryQuery query, CancellationToken cancellationToken = default);
+
+    /// <summary>Tells every node subscribed to the channel that a client joined or left it. Not stored, no offset.</summary>
+    ValueTask PublishJoinLeaveAsync(string channel, PresenceEntry entry, bool join, CancellationToken cancellationToken = default);
 }
 
 /// <summary>Receives the publications a broker delivers to this node.</summary>
@@ -42,6 +45,9 @@ public interface IBrokerEventHandler
     /// (for example after the channel's stream lost its history); subscribers should recover from history.
     /// </summary>
     ValueTask HandleStreamResetAsync(string channel);
+
+    /// <summary>Called when a client joined or left a subscribed channel, on any node.</summary>
+    ValueTask HandleJoinLeaveAsync(string channel, PresenceEntry entry, bool join);
 }
 
 /// <summary>The backplane cannot serve the call now; retry later.</summary>

@@ -6,7 +6,10 @@ using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
 using PushService.Broker;
+using Polly;
+using Polly.CircuitBreaker;
 using PushService.Broker.InMemory;
+using PushService.Broker.Redis;
 using PushService.Gateway;
 using PushService.Gateway.Api;
 using PushService.Gateway.Auth;
@@ -57,7 +60,7 @@ public static class PushGatewayServiceCollectionExtensions
         }
         else
         {
-            throw new InvalidOperationException("PushService:Redis:Configuration is set, but this build has no Redis broker yet.");
+            builder.AddRedisBroker();
         }
 
         services.AddOpenTelemetry()
@@ -90,8 +93,41 @@ public static class PushGatewayServiceCollectionExtensions
             .ValidateDataAnnotations()
             .ValidateOnStart();
         builder.Services.RemoveAll<IBroker>();
+        builder.Services.RemoveAll<IPresenceStore>();
         builder.Services.AddSingleton<InMemoryBroker>();
         builder.Services.AddSingleton<IBroker>(sp => sp.GetRequiredService<InMemoryBroker>());
+        builder.Services.AddSingleton<IPresenceStore, InMemoryPresenceStore>();
+        return builder;
+    }
+
+    /// <summary>
+    /// Uses the Redis backplane, configured from <c>PushService:Redis</c> (<c>Configuration</c>, <c>KeyPrefix</c>,
+    /// <c>OperationTimeout</c>, <c>BreakDuration</c>, <c>PositionTtl</c>, <c>ShardedPubSub</c>) and <c>PushService:IdempotencyWindow</c>.
+    /// </summary>
+    public static PushGatewayBuilder AddRedisBroker(this PushGatewayBuilder builder, Action<RedisBrokerOptions>? configure = null)
+    {
+        var services = builder.Services;
+        services.AddOptions<RedisBrokerOptions>()
+            .Bind(builder.Configuration.GetSection($"{PushServiceOptions.SectionName}:Redis"))
+            .Configure<IOptions<PushServiceOptions>>((redis, push) => redis.IdempotencyWindow = push.Value.IdempotencyWindow)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        if (configure is not null)
+        {
+            services.Configure(configure);
+        }
+
+        services.TryAddSingleton<CircuitBreakerStateProvider>();
+        services.AddResiliencePipeline(RedisBroker.PipelineName, static (pipeline, context) => RedisBroker.ConfigurePipeline(
+            pipeline,
+            context.ServiceProvider.GetRequiredService<IOptions<RedisBrokerOptions>>().Value,
+            context.ServiceProvider.GetRequiredService<CircuitBreakerStateProvider>()));
+        services.RemoveAll<IBroker>();
+        services.RemoveAll<IPresenceStore>();
+        services.TryAddSingleton<RedisConnection>();
+        services.TryAddSingleton<RedisBroker>();
+        services.AddSingleton<IBroker>(sp => sp.GetRequiredService<RedisBroker>());
+        services.AddSingleton<IPresenceStore, RedisPresenceStore>();
         return builder;
     }
 

@@ -290,6 +290,19 @@ public abstract class BrokerSpecification : IAsyncLifetime
         Assert.Equal(before.Position.Epoch, published.Position.Epoch);
     }
 
+    [Fact]
+    public async Task JoinLeave_ReachSubscribedNodes()
+    {
+        var (broker, handler) = await NewBrokerAsync();
+        var channel = NewChannel();
+        await broker.SubscribeAsync(channel);
+        await broker.PublishJoinLeaveAsync(channel, new PresenceEntry("c1", "u1"), join: true);
+        await broker.PublishJoinLeaveAsync(channel, new PresenceEntry("c1", "u1"), join: false);
+        await handler.WaitUntilAsync(() => handler.JoinLeaves.Count(j => j.Channel == channel) == 2);
+        Assert.Equal([true, false], handler.JoinLeaves.Where(j => j.Channel == channel).Select(j => j.Join));
+        Assert.All(handler.JoinLeaves.Where(j => j.Channel == channel), j => Assert.Equal(new PresenceEntry("c1", "u1"), j.Entry));
+    }
+
     /// <summary>Records what a broker delivers, per channel.</summary>
     public sealed class RecordingHandler : IBrokerEventHandler
     {
@@ -315,6 +328,31 @@ public abstract class BrokerSpecification : IAsyncLifetime
             Resets.Enqueue(channel);
             _signal.Release();
             return ValueTask.CompletedTask;
+        }
+
+        public ConcurrentQueue<(string Channel, PresenceEntry Entry, bool Join)> JoinLeaves { get; } = new();
+
+        public ValueTask HandleJoinLeaveAsync(string channel, PresenceEntry entry, bool join)
+        {
+            JoinLeaves.Enqueue((channel, entry, join));
+            _signal.Release();
+            return ValueTask.CompletedTask;
+        }
+
+        public async Task WaitUntilAsync(Func<bool> condition, TimeSpan? timeout = null)
+        {
+            using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(10));
+            while (!condition())
+            {
+                try
+                {
+                    await _signal.WaitAsync(TimeSpan.FromMilliseconds(100), cts.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    Assert.Fail("The condition did not become true in time.");
+                }
+            }
         }
 
         public List<Publication> For(string channel)

@@ -14,7 +14,7 @@ public sealed partial class InMemoryBroker : IBroker, IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, ChannelStream> _streams = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _subscribed = new(StringComparer.Ordinal);
-    private readonly Channel<Publication> _dispatch = Channel.CreateUnbounded<Publication>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<DispatchItem> _dispatch = Channel.CreateUnbounded<DispatchItem>(new UnboundedChannelOptions { SingleReader = true });
     private readonly InMemoryBrokerOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<InMemoryBroker> _logger;
@@ -66,7 +66,7 @@ public sealed partial class InMemoryBroker : IBroker, IAsyncDisposable
             var publication = stream.Append(data, options, _options.IdempotencyWindow, now);
 
             // Written under the stream's lock so the dispatch order is the offset order.
-            _dispatch.Writer.TryWrite(publication);
+            _dispatch.Writer.TryWrite(new DispatchItem(publication.Channel, publication, null, false));
             return ValueTask.FromResult(new PublishResult(stream.Position, Duplicate: false));
         }
         finally
@@ -127,6 +127,13 @@ public sealed partial class InMemoryBroker : IBroker, IAsyncDisposable
     }
 
     /// <inheritdoc />
+    public ValueTask PublishJoinLeaveAsync(string channel, PresenceEntry entry, bool join, CancellationToken cancellationToken = default)
+    {
+        _dispatch.Writer.TryWrite(new DispatchItem(channel, null, entry, join));
+        return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -156,21 +163,28 @@ public sealed partial class InMemoryBroker : IBroker, IAsyncDisposable
         {
             while (await reader.WaitToReadAsync(_stopping.Token))
             {
-                while (reader.TryRead(out var publication))
+                while (reader.TryRead(out var item))
                 {
-                    if (!_subscribed.ContainsKey(publication.Channel))
+                    if (!_subscribed.ContainsKey(item.Channel))
                     {
                         continue;
                     }
 
                     try
                     {
-                        await handler.HandlePublicationAsync(publication);
+                        if (item.Publication is { } publication)
+                        {
+                            await handler.HandlePublicationAsync(publication);
+                        }
+                        else
+                        {
+                            await handler.HandleJoinLeaveAsync(item.Channel, item.Entry!, item.Join);
+                        }
                     }
                     catch (Exception ex)
                     {
                         // One failing delivery must not stop delivery of everything else.
-                        Log.HandlerFailed(_logger, publication.Channel, ex);
+                        Log.HandlerFailed(_logger, item.Channel, ex);
                     }
                 }
             }
@@ -197,6 +211,8 @@ public sealed partial class InMemoryBroker : IBroker, IAsyncDisposable
             }
         }
     }
+
+    private readonly record struct DispatchItem(string Channel, Publication? Publication, PresenceEntry? Entry, bool Join);
 
     private static partial class Log
     {

@@ -124,7 +124,7 @@ internal sealed partial class CommandHandler
 
     private async ValueTask<byte[]?> SubscribeAsync(ClientConnection connection, Command command)
     {
-        if (!TryAuthorizeChannel(connection, command, out var channel, out _, out var error))
+        if (!TryAuthorizeChannel(connection, command, out var channel, out var ns, out var error))
         {
             return error;
         }
@@ -139,7 +139,7 @@ internal sealed partial class CommandHandler
             return Error(command, ErrorCodes.LimitExceeded, $"A connection may hold at most {_options.Limits.MaxChannelsPerConnection} subscriptions.");
         }
 
-        var subscription = new Subscription(connection, channel);
+        var subscription = new Subscription(connection, channel) { WantsJoinLeave = ns.JoinLeave };
         connection.Subscriptions[channel] = subscription;
         HistoryResult history;
         try

@@ -206,6 +206,24 @@ public sealed partial class LocalHub : IBrokerEventHandler
         return ValueTask.CompletedTask;
     }
 
+    /// <inheritdoc />
+    public ValueTask HandleJoinLeaveAsync(string channel, PresenceEntry entry, bool join)
+    {
+        if (_channels.TryGetValue(channel, out var hubChannel) && hubChannel.Subscribers is { Length: > 0 } subscribers)
+        {
+            var frame = FrameEncoder.JoinLeavePush(join, channel, entry.Client, entry.User);
+            foreach (var subscriber in subscribers)
+            {
+                if (subscriber.IsLive && subscriber.WantsJoinLeave)
+                {
+                    subscriber.Connection.Send(frame);
+                }
+            }
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
     private static partial class Log
     {
         [LoggerMessage(100, LogLevel.Warning, "Releasing the broker subscription of channel '{Channel}' failed.")]

@@ -24,6 +24,12 @@ internal sealed class Subscription
 
     public ClientConnection Connection { get; }
 
+    /// <summary>True once the subscribe reply went out; pushes other than messages wait for it.</summary>
+    public bool IsLive => _live;
+
+    /// <summary>The channel's namespace pushes join and leave events.</summary>
+    public bool WantsJoinLeave { get; init; }
+
     public string Channel { get; }
 
     /// <summary>Delivers a publication, on the broker's dispatch path; never waits.</summary>

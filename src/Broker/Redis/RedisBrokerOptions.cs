@@ -1,0 +1,42 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace PushService.Broker.Redis;
+
+/// <summary>Options of the Redis backplane.</summary>
+public sealed class RedisBrokerOptions
+{
+    /// <summary>A StackExchange.Redis configuration string, for example <c>redis-0:6379,redis-1:6379,password=…</c>.</summary>
+    [Required]
+    public string Configuration { get; set; } = "";
+
+    /// <summary>Prefix of every key and channel name, so several deployments can share one Redis.</summary>
+    /// <value>The default value is <c>ps</c>.</value>
+    [RegularExpression("^[A-Za-z0-9_.-]{1,32}$")]
+    public string KeyPrefix { get; set; } = "ps";
+
+    /// <summary>How long one Redis call may take before it counts as failed.</summary>
+    /// <value>The default value is 2 seconds.</value>
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
+    public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long the circuit stays open (publishes fail fast with 503) after Redis calls keep failing.</summary>
+    /// <value>The default value is 1 second.</value>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00")]
+    public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long an idempotency key is remembered.</summary>
+    /// <value>The default value is 5 minutes.</value>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    public TimeSpan IdempotencyWindow { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>How long a channel's position (epoch and offset) is kept after its last publication.</summary>
+    /// <value>The default value is 24 hours.</value>
+    [Range(typeof(TimeSpan), "00:00:01", "365.00:00:00")]
+    public TimeSpan PositionTtl { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>
+    /// Use sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7) so each publication stays on its channel's shard.
+    /// Null decides from the server: on for Redis Cluster, off otherwise.
+    /// </summary>
+    public bool? ShardedPubSub { get; set; }
+}

@@ -1,0 +1,76 @@
+using System.Buffers.Text;
+using System.Text;
+
+namespace PushService.Broker.Redis;
+
+/// <summary>
+/// What travels on a channel's pub/sub channel: <c>m\n{offset}\n{epoch}\n{traceparent}\n{data}</c> for a publication,
+/// <c>j\n{client}\n{user}</c> or <c>l\n{client}\n{user}</c> for join and leave. Data goes last and is not scanned.
+/// </summary>
+internal static class RedisEnvelope
+{
+    public static byte[] JoinLeave(bool join, PresenceEntry entry) =>
+        Encoding.UTF8.GetBytes($"{(join ? 'j' : 'l')}\n{entry.Client}\n{entry.User}");
+
+    /// <summary>Decodes a publication envelope; false for anything else.</summary>
+    public static bool TryReadPublication(string channel, ReadOnlyMemory<byte> payload, out Publication? publication)
+    {
+        publication = null;
+        var span = payload.Span;
+        if (span.Length < 2 || span[0] != (byte)'m' || span[1] != (byte)'\n')
+        {
+            return false;
+        }
+
+        var rest = span[2..];
+        var offsetEnd = rest.IndexOf((byte)'\n');
+        if (offsetEnd < 0 || !Utf8Parser.TryParse(rest[..offsetEnd], out long offset, out var consumed) || consumed != offsetEnd)
+        {
+            return false;
+        }
+
+        var consumedTotal = 2 + offsetEnd + 1;
+        rest = span[consumedTotal..];
+        var epochEnd = rest.IndexOf((byte)'\n');
+        if (epochEnd < 0)
+        {
+            return false;
+        }
+
+        var epoch = Encoding.UTF8.GetString(rest[..epochEnd]);
+        consumedTotal += epochEnd + 1;
+        rest = span[consumedTotal..];
+        var traceEnd = rest.IndexOf((byte)'\n');
+        if (traceEnd < 0)
+        {
+            return false;
+        }
+
+        var trace = traceEnd == 0 ? null : Encoding.UTF8.GetString(rest[..traceEnd]);
+        consumedTotal += traceEnd + 1;
+        publication = new Publication(channel, offset, epoch, payload[consumedTotal..]) { TraceParent = trace };
+        return true;
+    }
+
+    /// <summary>Decodes a join or leave envelope.</summary>
+    public static bool TryReadJoinLeave(ReadOnlySpan<byte> payload, out bool join, out PresenceEntry? entry)
+    {
+        join = false;
+        entry = null;
+        if (payload.Length < 2 || payload[1] != (byte)'\n' || (payload[0] != (byte)'j' && payload[0] != (byte)'l'))
+        {
+            return false;
+        }
+
+        join = payload[0] == (byte)'j';
+        var text = Encoding.UTF8.GetString(payload[2..]);
+        var split = text.IndexOf('\n', StringComparison.Ordinal);
+        if (split < 0)
+        {
+            return false;
+        }
+
+        entry = new PresenceEntry(text[..split], text[(split + 1)..]);
+        return true;
+    }
+}

@@ -1,0 +1,147 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+
+namespace PushService.IntegrationTests.Infrastructure;
+
+/// <summary>
+/// A real <c>redis-server</c> on a free loopback port in a temporary directory, with AOF fsync on every write so a
+/// SIGKILL loses nothing that was acknowledged. Killed and restarted on the same port and data by the outage tests.
+/// </summary>
+public sealed class RedisServer : IAsyncDisposable
+{
+    private readonly string _directory;
+    private Process? _process;
+
+    private RedisServer(int port, string directory)
+    {
+        Port = port;
+        _directory = directory;
+    }
+
+    public int Port { get; }
+
+    public string Configuration => $"127.0.0.1:{Port}";
+
+    public static async Task<RedisServer> StartAsync()
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "pushservice-redis-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(directory);
+        var server = new RedisServer(FreePort.Next(), directory);
+        await server.LaunchAsync();
+        return server;
+    }
+
+    public async Task LaunchAsync()
+    {
+        var executable = File.Exists("/usr/bin/redis-server") ? "/usr/bin/redis-server" : "redis-server";
+        var info = new ProcessStartInfo(executable)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in new[]
+        {
+            "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", _directory,
+            "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no", "--daemonize", "no",
+        })
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        try
+        {
+            _process = Process.Start(info) ?? throw new InvalidOperationException("redis-server did not start.");
+        }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            throw new InvalidOperationException("redis-server is not installed: run ./scripts/test.sh, which installs it, or apt-get install redis-server.", ex);
+        }
+
+        _process.OutputDataReceived += (_, _) => { };
+        _process.ErrorDataReceived += (_, _) => { };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (await PingAsync())
+            {
+                return;
+            }
+
+            await Task.Delay(50);
+        }
+
+        throw new InvalidOperationException($"redis-server on port {Port} did not answer PING.");
+    }
+
+    /// <summary>SIGKILL: no shutdown, no final save; only what AOF already holds survives.</summary>
+    public void Kill()
+    {
+        if (_process is { HasExited: false } process)
+        {
+            process.Kill(entireProcessTree: true);
+            process.WaitForExit();
+        }
+    }
+
+    /// <summary>Sends one raw command and returns the first reply line.</summary>
+    public async Task<string> CommandAsync(params string[] parts)
+    {
+        using var client = new TcpClient();
+        await client.ConnectAsync("127.0.0.1", Port);
+        var stream = client.GetStream();
+        var builder = new StringBuilder().Append('*').Append(parts.Length).Append("\r\n");
+        foreach (var part in parts)
+        {
+            builder.Append('$').Append(Encoding.UTF8.GetByteCount(part)).Append("\r\n").Append(part).Append("\r\n");
+        }
+
+        await stream.WriteAsync(Encoding.UTF8.GetBytes(builder.ToString()));
+        var buffer = new byte[4096];
+        var read = await stream.ReadAsync(buffer);
+        return Encoding.UTF8.GetString(buffer, 0, read).Split("\r\n")[0];
+    }
+
+    private async Task<bool> PingAsync()
+    {
+        try
+        {
+            return await CommandAsync("PING") == "+PONG";
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Kill();
+        _process?.Dispose();
+        await Task.Yield();
+        try
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+/// <summary>One Redis server shared by the tests of a class.</summary>
+public sealed class RedisFixture : IAsyncLifetime
+{
+    public RedisServer Server { get; private set; } = null!;
+
+    public async Task InitializeAsync() => Server = await RedisServer.StartAsync();
+
+    public async Task DisposeAsync() => await Server.DisposeAsync();
+}

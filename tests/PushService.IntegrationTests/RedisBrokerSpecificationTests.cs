@@ -1,0 +1,54 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using PushService.Broker;
+using PushService.Broker.Redis;
+using PushService.Broker.Specification;
+using PushService.Gateway;
+using PushService.Gateway.Configuration;
+using PushService.IntegrationTests.Infrastructure;
+
+namespace PushService.IntegrationTests;
+
+/// <summary>The broker specification, unchanged, against a real redis-server. Each broker is its own node (own multiplexer).</summary>
+public sealed class RedisBrokerSpecificationTests : BrokerSpecification, IClassFixture<RedisFixture>
+{
+    private readonly RedisFixture _redis;
+    private readonly List<ServiceProvider> _providers = [];
+
+    public RedisBrokerSpecificationTests(RedisFixture redis) => _redis = redis;
+
+    internal static ServiceProvider BuildNode(string configuration, Action<RedisBrokerOptions>? configure = null)
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddSingleton(TimeProvider.System);
+        services.AddOptions<PushServiceOptions>();
+        var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["PushService:Redis:Configuration"] = configuration,
+            ["PushService:Redis:OperationTimeout"] = "00:00:01",
+        }).Build();
+        new PushGatewayBuilder(services, config).AddRedisBroker(configure);
+        return services.BuildServiceProvider();
+    }
+
+    protected override async Task<IBroker> CreateBrokerAsync(IBrokerEventHandler handler)
+    {
+        var provider = BuildNode(_redis.Server.Configuration);
+        _providers.Add(provider);
+        var broker = provider.GetRequiredService<RedisBroker>();
+        await broker.StartAsync(handler, CancellationToken.None);
+        return broker;
+    }
+
+    protected override Task AdvanceTimeAsync(TimeSpan by) => Task.Delay(by);
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        foreach (var provider in _providers)
+        {
+            await provider.DisposeAsync();
+        }
+    }
+}
