@@ -1,0 +1,164 @@
+using System.Diagnostics;
+using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using PushService.Broker;
+using PushService.Broker.Redis;
+using PushService.Broker.Specification;
+using PushService.IntegrationTests.Infrastructure;
+
+namespace PushService.IntegrationTests;
+
+/// <summary>What only the Redis broker must do: several nodes, continuity after lost pub/sub messages, epochs, outages.</summary>
+public sealed class RedisBrokerTests : IAsyncLifetime
+{
+    private readonly List<ServiceProvider> _providers = [];
+    private RedisServer _redis = null!;
+
+    public async Task InitializeAsync() => _redis = await RedisServer.StartAsync();
+
+    public async Task DisposeAsync()
+    {
+        foreach (var provider in _providers)
+        {
+            await provider.DisposeAsync();
+        }
+
+        await _redis.DisposeAsync();
+    }
+
+    private async Task<(RedisBroker Broker, BrokerSpecification.RecordingHandler Handler)> NodeAsync()
+    {
+        var provider = RedisBrokerSpecificationTests.BuildNode(_redis.Configuration);
+        _providers.Add(provider);
+        var handler = new BrokerSpecification.RecordingHandler();
+        var broker = provider.GetRequiredService<RedisBroker>();
+        await broker.StartAsync(handler, CancellationToken.None);
+        return (broker, handler);
+    }
+
+    private static readonly PublishOptions Keep = new() { HistorySize = 100, HistoryTtl = TimeSpan.FromMinutes(5) };
+
+    private static byte[] Json(string text) => Encoding.UTF8.GetBytes(text);
+
+    [Fact]
+    public async Task PublicationOnOneNode_ReachesEverySubscribedNodeInOrder()
+    {
+        var (a, handlerA) = await NodeAsync();
+        var (b, handlerB) = await NodeAsync();
+        var (c, handlerC) = await NodeAsync();
+        await a.SubscribeAsync("x");
+        await b.SubscribeAsync("x");
+        for (var i = 1; i <= 30; i++)
+        {
+            await (i % 2 == 0 ? a : c).PublishAsync("x", Json(i.ToString(System.Globalization.CultureInfo.InvariantCulture)), Keep);
+        }
+
+        Assert.Equal(Enumerable.Range(1, 30).Select(i => (long)i), (await handlerA.WaitForAsync("x", 30)).Select(p => p.Offset));
+        Assert.Equal(Enumerable.Range(1, 30).Select(i => (long)i), (await handlerB.WaitForAsync("x", 30)).Select(p => p.Offset));
+        Assert.Empty(handlerC.For("x"));
+    }
+
+    [Fact]
+    public async Task LostPubSubMessage_IsFilledFromHistoryBeforeTheNextOne()
+    {
+        var (node, handler) = await NodeAsync();
+        await node.SubscribeAsync("gap");
+        await node.PublishAsync("gap", Json("1"), Keep);
+
+        // Store offset 2 exactly as the publish script would, but without its PUBLISH: a pub/sub message that never came.
+        Assert.Equal(":2", await _redis.CommandAsync("HINCRBY", "ps:{gap}:m", "o", "1"));
+        var expires = (DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 60_000).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await _redis.CommandAsync("XADD", "ps:{gap}:s", "*", "o", "2", "x", expires, "d", "\"lost\"");
+
+        await node.PublishAsync("gap", Json("3"), Keep);
+        var delivered = await handler.WaitForAsync("gap", 3);
+        Assert.Equal([1L, 2, 3], delivered.Select(p => p.Offset));
+        Assert.Equal("\"lost\"", Encoding.UTF8.GetString(delivered[1].Data.Span));
+        Assert.Empty(handler.Resets);
+    }
+
+    [Fact]
+    public async Task LostHistory_ChangesTheEpoch_AndResetsTheStream()
+    {
+        var (node, handler) = await NodeAsync();
+        await node.SubscribeAsync("flushed");
+        var first = await node.PublishAsync("flushed", Json("1"), Keep);
+        await handler.WaitForAsync("flushed", 1);
+
+        Assert.Equal("+OK", await _redis.CommandAsync("FLUSHALL"));
+        var second = await node.PublishAsync("flushed", Json("2"), Keep);
+        Assert.NotEqual(first.Position.Epoch, second.Position.Epoch);
+        Assert.Equal(1, second.Position.Offset);
+        await handler.WaitUntilAsync(() => handler.Resets.Contains("flushed"));
+    }
+
+    [Fact]
+    public async Task DroppedSubscriptionConnection_MissesNothing()
+    {
+        var (publisher, _) = await NodeAsync();
+        var (subscriber, handler) = await NodeAsync();
+        await subscriber.SubscribeAsync("dropped");
+        await publisher.PublishAsync("dropped", Json("0"), Keep);
+        await handler.WaitForAsync("dropped", 1);
+
+        // Cut every pub/sub connection, then publish at once: the subscriber's node is resubscribing meanwhile.
+        await _redis.CommandAsync("CLIENT", "KILL", "TYPE", "pubsub");
+        for (var i = 1; i <= 20; i++)
+        {
+            await publisher.PublishAsync("dropped", Json(i.ToString(System.Globalization.CultureInfo.InvariantCulture)), Keep);
+        }
+
+        var delivered = await handler.WaitForAsync("dropped", 21, TimeSpan.FromSeconds(20));
+        Assert.Equal(Enumerable.Range(1, 21).Select(i => (long)i), delivered.Select(p => p.Offset));
+    }
+
+    [Fact]
+    public async Task RedisDown_PublishFailsFastAsUnavailable_AndRecoversWhenItReturns()
+    {
+        var (node, handler) = await NodeAsync();
+        await node.SubscribeAsync("outage");
+        await node.PublishAsync("outage", Json("1"), Keep);
+        Assert.True(node.IsAvailable);
+
+        _redis.Kill();
+        var watch = Stopwatch.StartNew();
+        var failure = await Assert.ThrowsAsync<BrokerUnavailableException>(() => node.PublishAsync("outage", Json("2"), Keep).AsTask());
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"took {watch.Elapsed}");
+        Assert.True(failure.RetryAfter > TimeSpan.Zero);
+        await WaitUntilAsync(() => !node.IsAvailable);
+        await Assert.ThrowsAsync<BrokerUnavailableException>(() => node.HistoryAsync("outage", new HistoryQuery()).AsTask());
+
+        await _redis.LaunchAsync();
+        await WaitUntilAsync(() => node.IsAvailable, TimeSpan.FromSeconds(20));
+        var next = await PublishWhenAvailableAsync(node, "outage", "3");
+        Assert.Equal(2, next.Position.Offset);
+        var delivered = await handler.WaitForAsync("outage", 2, TimeSpan.FromSeconds(20));
+        Assert.Equal([1L, 2], delivered.Select(p => p.Offset));
+    }
+
+    private static async Task<PublishResult> PublishWhenAvailableAsync(IBroker broker, string channel, string data)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (true)
+        {
+            try
+            {
+                return await broker.PublishAsync(channel, Json(data), Keep);
+            }
+            catch (BrokerUnavailableException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(100);
+            }
+        }
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(10));
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "The condition did not become true in time.");
+            await Task.Delay(50);
+        }
+    }
+}
