@@ -31,9 +31,9 @@ public static class PushEndpointRouteBuilderExtensions
         api.MapPost("/channels/{channel}/messages", PushApi.PublishAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Publish));
         api.MapPost("/broadcast", PushApi.BroadcastAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Publish));
         api.MapGet("/channels/{channel}/history", PushApi.HistoryAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Read));
-        api.MapGet("/channels/{channel}/presence", PushApi.Presence).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Read));
-        api.MapGet("/channels", PushApi.Channels).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Read));
-        api.MapGet("/info", PushApi.Info).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Read));
+        api.MapGet("/channels/{channel}/presence", PushApi.PresenceAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Read));
+        api.MapGet("/channels", PushApi.ChannelsAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Read));
+        api.MapGet("/info", PushApi.InfoAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Read));
         api.MapPost("/users/{user}/disconnect", PushApi.DisconnectUserAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Admin));
 
         app.MapGet("/healthz", () => Results.Text("ok"));

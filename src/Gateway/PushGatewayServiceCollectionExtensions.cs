@@ -8,11 +8,13 @@ using OpenTelemetry.Trace;
 using PushService.Broker;
 using Polly;
 using Polly.CircuitBreaker;
+using PushService.Broker.Control;
 using PushService.Broker.InMemory;
 using PushService.Broker.Redis;
 using PushService.Gateway;
 using PushService.Gateway.Api;
 using PushService.Gateway.Auth;
+using PushService.Gateway.Cluster;
 using PushService.Gateway.Configuration;
 using PushService.Gateway.Connections;
 using PushService.Gateway.Draining;
@@ -49,6 +51,8 @@ public static class PushGatewayServiceCollectionExtensions
         services.AddSingleton<DrainState>();
         services.AddHostedService<BrokerHostedService>();
         services.AddHostedService<DrainingService>();
+        services.AddSingleton<ClusterService>();
+        services.AddHostedService(sp => sp.GetRequiredService<ClusterService>());
         services.AddHostedService<ConnectionHeartbeat>();
         services.AddProblemDetails();
         services.AddMetrics();
@@ -94,6 +98,8 @@ public static class PushGatewayServiceCollectionExtensions
             .ValidateOnStart();
         builder.Services.RemoveAll<IBroker>();
         builder.Services.RemoveAll<IPresenceStore>();
+        builder.Services.RemoveAll<IControlPlane>();
+        builder.Services.AddSingleton<IControlPlane, LocalControlPlane>();
         builder.Services.AddSingleton<InMemoryBroker>();
         builder.Services.AddSingleton<IBroker>(sp => sp.GetRequiredService<InMemoryBroker>());
         builder.Services.AddSingleton<IPresenceStore, InMemoryPresenceStore>();
@@ -128,6 +134,8 @@ public static class PushGatewayServiceCollectionExtensions
         services.TryAddSingleton<RedisBroker>();
         services.AddSingleton<IBroker>(sp => sp.GetRequiredService<RedisBroker>());
         services.AddSingleton<IPresenceStore, RedisPresenceStore>();
+        services.RemoveAll<IControlPlane>();
+        services.AddSingleton<IControlPlane, RedisControlPlane>();
         return builder;
     }
 

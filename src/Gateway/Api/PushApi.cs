@@ -3,7 +3,8 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
 using PushService.Broker;
 using PushService.Gateway.Configuration;
-using PushService.Gateway.Hub;
+using PushService.Broker.Control;
+using PushService.Gateway.Cluster;
 using PushService.Gateway.Protocol;
 using PushService.Gateway.Publishing;
 
@@ -179,23 +180,61 @@ internal static class PushApi
         }
     }
 
-    public static IResult Presence(string channel, NamespaceResolver namespaces)
+    public static async Task<IResult> PresenceAsync(string channel, HttpContext context, NamespaceResolver namespaces, IPresenceStore presence)
     {
         var name = Uri.UnescapeDataString(channel);
-        if (ResolveChannel(name, namespaces, out _) is { } invalid)
+        if (ResolveChannel(name, namespaces, out var ns) is { } invalid)
         {
             return invalid;
         }
 
-        return ApiProblems.NotFound("Presence is not enabled for this channel's namespace.");
+        if (!ns!.Presence)
+        {
+            return ApiProblems.NotFound("Presence is not enabled for this channel's namespace.");
+        }
+
+        try
+        {
+            var entries = await presence.GetAsync(name, context.RequestAborted);
+            return RawJsonResult.Write(entries, static (w, e) => WriteClients(w, e));
+        }
+        catch (BrokerUnavailableException ex)
+        {
+            return ApiProblems.Unavailable(ex.RetryAfter, ex.Message);
+        }
     }
 
-    public static IResult Channels(LocalHub hub)
+    /// <summary>Writes <c>"clients":[{"client","user"}]</c>.</summary>
+    public static void WriteClients(Utf8JsonWriter writer, IReadOnlyList<PresenceEntry> entries)
     {
-        return RawJsonResult.Write(hub, static (w, h) =>
+        writer.WriteStartArray("clients"u8);
+        foreach (var entry in entries)
+        {
+            writer.WriteStartObject();
+            writer.WriteString("client"u8, entry.Client);
+            writer.WriteString("user"u8, entry.User);
+            writer.WriteEndObject();
+        }
+
+        writer.WriteEndArray();
+    }
+
+    public static async Task<IResult> ChannelsAsync(HttpContext context, ClusterService cluster)
+    {
+        IReadOnlyList<(string Channel, int Subscribers)> channels;
+        try
+        {
+            channels = await cluster.ChannelsAsync(context.RequestAborted);
+        }
+        catch (BrokerUnavailableException ex)
+        {
+            return ApiProblems.Unavailable(ex.RetryAfter, ex.Message);
+        }
+
+        return RawJsonResult.Write(channels, static (w, c) =>
         {
             w.WriteStartArray("channels"u8);
-            foreach (var (channel, subscribers) in h.ChannelSubscribers().OrderBy(c => c.Channel, StringComparer.Ordinal))
+            foreach (var (channel, subscribers) in c)
             {
                 w.WriteStartObject();
                 w.WriteString("channel"u8, channel);
@@ -207,23 +246,36 @@ internal static class PushApi
         });
     }
 
-    public static IResult Info(LocalHub hub, NodeIdentity node, TimeProvider time)
+    public static async Task<IResult> InfoAsync(HttpContext context, ClusterService cluster)
     {
-        var uptime = (long)(time.GetUtcNow() - node.StartedAt).TotalSeconds;
-        return RawJsonResult.Write((hub, node, uptime), static (w, s) =>
+        IReadOnlyList<NodeReport> nodes;
+        try
+        {
+            nodes = await cluster.NodesAsync(context.RequestAborted);
+        }
+        catch (BrokerUnavailableException ex)
+        {
+            return ApiProblems.Unavailable(ex.RetryAfter, ex.Message);
+        }
+
+        return RawJsonResult.Write(nodes, static (w, n) =>
         {
             w.WriteStartArray("nodes"u8);
-            w.WriteStartObject();
-            w.WriteString("node"u8, s.node.Id);
-            w.WriteNumber("connections"u8, s.hub.ConnectionCount);
-            w.WriteNumber("subscriptions"u8, s.hub.SubscriptionCount);
-            w.WriteNumber("uptimeSeconds"u8, s.uptime);
-            w.WriteEndObject();
+            foreach (var node in n)
+            {
+                w.WriteStartObject();
+                w.WriteString("node"u8, node.Node);
+                w.WriteNumber("connections"u8, node.Connections);
+                w.WriteNumber("subscriptions"u8, node.Subscriptions);
+                w.WriteNumber("uptimeSeconds"u8, node.UptimeSeconds);
+                w.WriteEndObject();
+            }
+
             w.WriteEndArray();
         });
     }
 
-    public static async Task<IResult> DisconnectUserAsync(string user, HttpContext context, LocalHub hub)
+    public static async Task<IResult> DisconnectUserAsync(string user, HttpContext context, ClusterService cluster)
     {
         var bytes = await RequestBody.ReadAsync(context.Request, 4096, context.RequestAborted);
         if (bytes is null)
@@ -258,8 +310,15 @@ internal static class PushApi
             }
         }
 
-        var count = hub.DisconnectUser(Uri.UnescapeDataString(user), reconnect ? Disconnect.GoingAway : Disconnect.Normal);
-        return RawJsonResult.Write(count, static (w, c) => w.WriteNumber("disconnected"u8, c));
+        try
+        {
+            var count = await cluster.DisconnectUserAsync(Uri.UnescapeDataString(user), reconnect, context.RequestAborted);
+            return RawJsonResult.Write(count, static (w, c) => w.WriteNumber("disconnected"u8, c));
+        }
+        catch (BrokerUnavailableException ex)
+        {
+            return ApiProblems.Unavailable(ex.RetryAfter, ex.Message);
+        }
     }
 
     private static IResult? ResolveChannel(string channel, NamespaceResolver namespaces, out NamespaceOptions? ns)

@@ -36,6 +36,31 @@ public sealed class PushServiceOptions
     /// <summary>How long an idempotency key is remembered per channel.</summary>
     /// <value>The default value is 5 minutes.</value>
     public TimeSpan IdempotencyWindow { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Presence bookkeeping.</summary>
+    public PresenceOptions Presence { get; set; } = new();
+
+    /// <summary>Node heartbeats.</summary>
+    public ClusterOptions Cluster { get; set; } = new();
+}
+
+/// <summary>Presence bookkeeping.</summary>
+public sealed class PresenceOptions
+{
+    /// <summary>How often a node refreshes the presence entries of its subscribers.</summary>
+    /// <value>The default value is 10 seconds.</value>
+    public TimeSpan RefreshInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long an entry lives without a refresh: three refreshes, so one slow refresh never drops anyone.</summary>
+    public TimeSpan Ttl => RefreshInterval * 3;
+}
+
+/// <summary>Node heartbeats.</summary>
+public sealed class ClusterOptions
+{
+    /// <summary>How often a node reports its connections, subscriptions and channels to the others.</summary>
+    /// <value>The default value is 2 seconds.</value>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(2);
 }
 
 /// <summary>The Redis backplane.</summary>

@@ -32,6 +32,8 @@ internal sealed class PushServiceOptionsValidator : IValidateOptions<PushService
         Check(options.IdempotencyWindow >= TimeSpan.FromSeconds(1), "IdempotencyWindow", "must be at least one second.");
         Check(options.WebSocket.PingInterval >= TimeSpan.FromSeconds(1), "WebSocket:PingInterval", "must be at least one second.");
         Check(options.WebSocket.PongTimeout >= TimeSpan.FromSeconds(1), "WebSocket:PongTimeout", "must be at least one second.");
+        Check(options.Presence.RefreshInterval >= TimeSpan.FromMilliseconds(100), "Presence:RefreshInterval", "must be at least 100 ms.");
+        Check(options.Cluster.HeartbeatInterval >= TimeSpan.FromMilliseconds(100), "Cluster:HeartbeatInterval", "must be at least 100 ms.");
         Check(options.NodeId.Length <= 128, "NodeId", "must be at most 128 characters.");
 
         foreach (var origin in options.WebSocket.AllowedOrigins)

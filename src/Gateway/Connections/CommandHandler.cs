@@ -18,6 +18,7 @@ internal sealed partial class CommandHandler
 {
     private readonly LocalHub _hub;
     private readonly IBroker _broker;
+    private readonly IPresenceStore _presence;
     private readonly Publisher _publisher;
     private readonly NamespaceResolver _namespaces;
     private readonly TokenValidator _tokens;
@@ -26,11 +27,12 @@ internal sealed partial class CommandHandler
     private readonly NodeIdentity _node;
     private readonly ILogger<CommandHandler> _logger;
 
-    public CommandHandler(LocalHub hub, IBroker broker, Publisher publisher, NamespaceResolver namespaces, TokenValidator tokens,
+    public CommandHandler(LocalHub hub, IBroker broker, IPresenceStore presence, Publisher publisher, NamespaceResolver namespaces, TokenValidator tokens,
         PushMetrics metrics, IOptions<PushServiceOptions> options, NodeIdentity node, ILogger<CommandHandler> logger)
     {
         _hub = hub;
         _broker = broker;
+        _presence = presence;
         _publisher = publisher;
         _namespaces = namespaces;
         _tokens = tokens;
@@ -76,7 +78,7 @@ internal sealed partial class CommandHandler
                 CommandOp.Unsubscribe => await UnsubscribeAsync(connection, command),
                 CommandOp.Publish => await PublishAsync(connection, command),
                 CommandOp.History => await HistoryAsync(connection, command),
-                CommandOp.Presence => Error(command, ErrorCodes.PermissionDenied, "Presence is not enabled for this channel's namespace."),
+                CommandOp.Presence => await PresenceAsync(connection, command),
                 CommandOp.Ping => FrameEncoder.EmptyResult(command.Id),
                 _ => Error(command, ErrorCodes.BadRequest, "Unsupported op."),
             };
@@ -139,7 +141,7 @@ internal sealed partial class CommandHandler
             return Error(command, ErrorCodes.LimitExceeded, $"A connection may hold at most {_options.Limits.MaxChannelsPerConnection} subscriptions.");
         }
 
-        var subscription = new Subscription(connection, channel) { WantsJoinLeave = ns.JoinLeave };
+        var subscription = new Subscription(connection, channel) { Namespace = ns };
         connection.Subscriptions[channel] = subscription;
         HistoryResult history;
         try
@@ -169,6 +171,7 @@ internal sealed partial class CommandHandler
         }, (History: history, Recovered: recovered));
 
         subscription.Activate(history.Position, reply);
+        await _hub.JoinedAsync(subscription);
         return null;
     }
 
@@ -235,6 +238,27 @@ internal sealed partial class CommandHandler
             w.WriteNumber("offset"u8, h.Position.Offset);
             FrameEncoder.WriteMessages(w, h.Publications);
         }, history);
+    }
+
+    private async ValueTask<byte[]?> PresenceAsync(ClientConnection connection, Command command)
+    {
+        if (!TryAuthorizeChannel(connection, command, out var channel, out var ns, out var error))
+        {
+            return error;
+        }
+
+        if (!ns.Presence)
+        {
+            return Error(command, ErrorCodes.PermissionDenied, "Presence is not enabled for this channel's namespace.");
+        }
+
+        if (ns.RequireSubscriptionToken && !connection.Subscriptions.ContainsKey(channel))
+        {
+            return Error(command, ErrorCodes.PermissionDenied, "This namespace serves presence only to subscribers of the channel.");
+        }
+
+        var entries = await _presence.GetAsync(channel);
+        return FrameEncoder.Result(command.Id, static (w, e) => Api.PushApi.WriteClients(w, e), entries);
     }
 
     /// <summary>Checks the channel name, its namespace and the user limit shared by subscribe, publish and history.</summary>

@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using PushService.Broker;
+using Microsoft.Extensions.Options;
+using PushService.Gateway.Configuration;
 using PushService.Gateway.Connections;
 using PushService.Gateway.Protocol;
 using PushService.Gateway.Telemetry;
@@ -17,14 +19,18 @@ public sealed partial class LocalHub : IBrokerEventHandler
     private readonly ConcurrentDictionary<string, HubChannel> _channels = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ClientConnection> _connections = new(StringComparer.Ordinal);
     private readonly IBroker _broker;
+    private readonly IPresenceStore _presence;
+    private readonly PresenceOptions _presenceOptions;
     private readonly PushMetrics _metrics;
     private readonly ILogger<LocalHub> _logger;
     private int _subscriptionCount;
 
     /// <summary>Creates the hub.</summary>
-    public LocalHub(IBroker broker, PushMetrics metrics, ILogger<LocalHub> logger)
+    public LocalHub(IBroker broker, IPresenceStore presence, IOptions<PushServiceOptions> options, PushMetrics metrics, ILogger<LocalHub> logger)
     {
         _broker = broker;
+        _presence = presence;
+        _presenceOptions = options.Value.Presence;
         _metrics = metrics;
         _logger = logger;
     }
@@ -119,6 +125,64 @@ public sealed partial class LocalHub : IBrokerEventHandler
         }
     }
 
+    /// <summary>
+    /// Announces a subscription once its reply went out (presence and join where the namespace wants them), so every
+    /// live subscriber, the new one included, sees the join after its own subscribe result.
+    /// </summary>
+    internal ValueTask JoinedAsync(Subscription subscription) => AnnounceAsync(subscription, join: true);
+
+    /// <summary>Adds the subscriber to presence and tells the channel it joined (or the reverse), where the namespace wants it.</summary>
+    private async ValueTask AnnounceAsync(Subscription subscription, bool join)
+    {
+        var ns = subscription.Namespace;
+        if (!ns.Presence && !ns.JoinLeave)
+        {
+            return;
+        }
+
+        var entry = new PresenceEntry(subscription.Connection.Id, subscription.Connection.UserId);
+        try
+        {
+            if (ns.Presence)
+            {
+                if (join)
+                {
+                    await _presence.AddAsync(subscription.Channel, entry, _presenceOptions.Ttl);
+                }
+                else
+                {
+                    await _presence.RemoveAsync(subscription.Channel, entry.Client);
+                }
+            }
+
+            if (ns.JoinLeave)
+            {
+                await _broker.PublishJoinLeaveAsync(subscription.Channel, entry, join);
+            }
+        }
+        catch (Exception ex)
+        {
+            // Presence is advisory and expires by itself; a failed update must not fail the subscription.
+            Log.PresenceFailed(_logger, subscription.Channel, ex);
+        }
+    }
+
+    /// <summary>Refreshes the presence entries of every local subscriber in a namespace with presence.</summary>
+    internal async Task RefreshPresenceAsync(CancellationToken cancellationToken)
+    {
+        foreach (var (_, channel) in _channels)
+        {
+            foreach (var subscription in channel.Subscribers)
+            {
+                if (subscription.Namespace.Presence && !cancellationToken.IsCancellationRequested)
+                {
+                    await _presence.AddAsync(subscription.Channel, new PresenceEntry(subscription.Connection.Id, subscription.Connection.UserId),
+                        _presenceOptions.Ttl, cancellationToken);
+                }
+            }
+        }
+    }
+
     /// <summary>Removes a subscription, releasing the broker subscription when it was the channel's last.</summary>
     internal async ValueTask RemoveAsync(Subscription subscription)
     {
@@ -127,6 +191,7 @@ public sealed partial class LocalHub : IBrokerEventHandler
             return;
         }
 
+        var removed = false;
         await channel.Gate.WaitAsync(CancellationToken.None);
         try
         {
@@ -136,6 +201,8 @@ public sealed partial class LocalHub : IBrokerEventHandler
             {
                 return;
             }
+
+            removed = true;
 
             channel.Subscribers = subscribers.Length == 1 ? [] : [.. subscribers[..index], .. subscribers[(index + 1)..]];
             Interlocked.Decrement(ref _subscriptionCount);
@@ -163,6 +230,10 @@ public sealed partial class LocalHub : IBrokerEventHandler
         finally
         {
             channel.Gate.Release();
+            if (removed)
+            {
+                await AnnounceAsync(subscription, join: false);
+            }
         }
     }
 
@@ -214,7 +285,7 @@ public sealed partial class LocalHub : IBrokerEventHandler
             var frame = FrameEncoder.JoinLeavePush(join, channel, entry.Client, entry.User);
             foreach (var subscriber in subscribers)
             {
-                if (subscriber.IsLive && subscriber.WantsJoinLeave)
+                if (subscriber.IsLive && subscriber.Namespace.JoinLeave)
                 {
                     subscriber.Connection.Send(frame);
                 }
@@ -228,5 +299,8 @@ public sealed partial class LocalHub : IBrokerEventHandler
     {
         [LoggerMessage(100, LogLevel.Warning, "Releasing the broker subscription of channel '{Channel}' failed.")]
         public static partial void BrokerUnsubscribeFailed(ILogger logger, string channel, Exception exception);
+
+        [LoggerMessage(101, LogLevel.Warning, "Updating presence or join/leave of channel '{Channel}' failed.")]
+        public static partial void PresenceFailed(ILogger logger, string channel, Exception exception);
     }
 }

@@ -1,4 +1,5 @@
 using PushService.Broker;
+using PushService.Gateway.Configuration;
 using PushService.Gateway.Connections;
 
 namespace PushService.Gateway.Hub;
@@ -27,8 +28,8 @@ internal sealed class Subscription
     /// <summary>True once the subscribe reply went out; pushes other than messages wait for it.</summary>
     public bool IsLive => _live;
 
-    /// <summary>The channel's namespace pushes join and leave events.</summary>
-    public bool WantsJoinLeave { get; init; }
+    /// <summary>The options of the channel's namespace (presence, join and leave).</summary>
+    public required NamespaceOptions Namespace { get; init; }
 
     public string Channel { get; }
 
