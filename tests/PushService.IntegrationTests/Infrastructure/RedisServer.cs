@@ -19,7 +19,7 @@ public sealed class RedisServer : IAsyncDisposable
         _directory = directory;
     }
 
-    public int Port { get; }
+    public int Port { get; private set; }
 
     public string Configuration => $"127.0.0.1:{Port}";
 
@@ -28,8 +28,20 @@ public sealed class RedisServer : IAsyncDisposable
         var directory = Path.Combine(Path.GetTempPath(), "pushservice-redis-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(directory);
         var server = new RedisServer(FreePort.Next(), directory);
-        await server.LaunchAsync();
-        return server;
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await server.LaunchAsync();
+                return server;
+            }
+            catch (InvalidOperationException) when (attempt < 5)
+            {
+                // Another test's server took the port between our probe and the bind: try another one.
+                server.Kill();
+                server.Port = FreePort.Next();
+            }
+        }
     }
 
     public async Task LaunchAsync()
@@ -66,9 +78,21 @@ public sealed class RedisServer : IAsyncDisposable
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
         while (DateTime.UtcNow < deadline)
         {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"redis-server on port {Port} exited (port taken?).");
+            }
+
             if (await PingAsync())
             {
-                return;
+                // The answer must come from our own server, not another test's on a reused port.
+                var serverInfo = await RawAsync("INFO", "server");
+                if (serverInfo.Contains($"process_id:{_process.Id}\r\n", StringComparison.Ordinal))
+                {
+                    return;
+                }
+
+                throw new InvalidOperationException($"Port {Port} is served by another redis-server.");
             }
 
             await Task.Delay(50);
@@ -88,7 +112,10 @@ public sealed class RedisServer : IAsyncDisposable
     }
 
     /// <summary>Sends one raw command and returns the first reply line.</summary>
-    public async Task<string> CommandAsync(params string[] parts)
+    public async Task<string> CommandAsync(params string[] parts) => (await RawAsync(parts)).Split("\r\n")[0];
+
+    /// <summary>Sends one raw command and returns the raw reply (as much as one read gets).</summary>
+    public async Task<string> RawAsync(params string[] parts)
     {
         using var client = new TcpClient();
         await client.ConnectAsync("127.0.0.1", Port);
@@ -100,9 +127,9 @@ public sealed class RedisServer : IAsyncDisposable
         }
 
         await stream.WriteAsync(Encoding.UTF8.GetBytes(builder.ToString()));
-        var buffer = new byte[4096];
+        var buffer = new byte[16384];
         var read = await stream.ReadAsync(buffer);
-        return Encoding.UTF8.GetString(buffer, 0, read).Split("\r\n")[0];
+        return Encoding.UTF8.GetString(buffer, 0, read);
     }
 
     private async Task<bool> PingAsync()
