@@ -1,6 +1,7 @@
 using System.Net.WebSockets;
 using System.Text.Json;
 using PushService.FunctionalTests.Infrastructure;
+using PushService.Testing;
 
 namespace PushService.FunctionalTests;
 

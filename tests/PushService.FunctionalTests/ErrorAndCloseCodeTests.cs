@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.WebSockets;
 using System.Text;
 using PushService.FunctionalTests.Infrastructure;
+using PushService.Testing;
 
 namespace PushService.FunctionalTests;
 

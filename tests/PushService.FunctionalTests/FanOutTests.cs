@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.Extensions.DependencyInjection;
 using PushService.FunctionalTests.Infrastructure;
+using PushService.Testing;
 using PushService.Gateway.Configuration;
 using PushService.Gateway.Publishing;
 

@@ -4,6 +4,7 @@ using System.Net.WebSockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using PushService.FunctionalTests.Infrastructure;
+using PushService.Testing;
 
 namespace PushService.FunctionalTests;
 

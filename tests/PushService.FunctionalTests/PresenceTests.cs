@@ -1,5 +1,6 @@
 using System.Net;
 using PushService.FunctionalTests.Infrastructure;
+using PushService.Testing;
 
 namespace PushService.FunctionalTests;
 

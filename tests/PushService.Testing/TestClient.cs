@@ -1,3 +1,4 @@
+using Xunit;
 using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Net.WebSockets;
@@ -5,7 +6,7 @@ using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
 
-namespace PushService.FunctionalTests.Infrastructure;
+namespace PushService.Testing;
 
 /// <summary>
 /// A contract-level WebSocket client for tests: sends commands with ids, matches replies, splits server frames on

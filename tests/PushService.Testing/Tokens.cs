@@ -3,7 +3,7 @@ using System.Text;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 
-namespace PushService.FunctionalTests.Infrastructure;
+namespace PushService.Testing;
 
 /// <summary>Makes HS256 tokens the way an application backend would.</summary>
 public static class Tokens

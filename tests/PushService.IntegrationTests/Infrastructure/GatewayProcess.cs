@@ -1,0 +1,190 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+
+namespace PushService.IntegrationTests.Infrastructure;
+
+/// <summary>
+/// A real gateway process (<c>dotnet PushService.Gateway.dll</c>, as built by the solution) on a port Kestrel picks,
+/// configured through the command line exactly as an operator would. Killed with SIGKILL or stopped with SIGTERM by tests.
+/// </summary>
+public sealed partial class GatewayProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _output = new();
+
+    private GatewayProcess(Process process, string nodeId)
+    {
+        _process = process;
+        NodeId = nodeId;
+    }
+
+    public string NodeId { get; }
+
+    public Uri BaseAddress { get; private set; } = null!;
+
+    public Uri WebSocketUri => new($"ws://{BaseAddress.Authority}/ws");
+
+    public HttpClient Http { get; private set; } = null!;
+
+    public bool HasExited => _process.HasExited;
+
+    public string Output => string.Join('\n', _output);
+
+    public static async Task<GatewayProcess> StartAsync(string nodeId, string redis, IDictionary<string, string>? settings = null)
+    {
+        var dll = LocateGateway();
+        var info = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = Path.GetDirectoryName(dll)!,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add(dll);
+        var arguments = new Dictionary<string, string>
+        {
+            ["urls"] = "http://127.0.0.1:0",
+            ["PushService:NodeId"] = nodeId,
+            ["PushService:Redis:Configuration"] = redis,
+            ["PushService:Cluster:HeartbeatInterval"] = "00:00:00.500",
+            ["Logging:LogLevel:Default"] = "Warning",
+            ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Information",
+            ["Logging:LogLevel:PushService"] = "Information",
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>())
+        {
+            arguments[key] = value;
+        }
+
+        foreach (var (key, value) in arguments)
+        {
+            info.ArgumentList.Add($"--{key}={value}");
+        }
+
+        info.Environment["DOTNET_gcServer"] = "0";
+        var process = Process.Start(info) ?? throw new InvalidOperationException("The gateway did not start.");
+        var gateway = new GatewayProcess(process, nodeId);
+        var listening = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null)
+            {
+                return;
+            }
+
+            gateway._output.Enqueue(e.Data);
+            var match = ListeningLine().Match(e.Data);
+            if (match.Success)
+            {
+                listening.TrySetResult(match.Groups[1].Value);
+            }
+        };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                gateway._output.Enqueue(e.Data);
+            }
+        };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+
+        try
+        {
+            var address = await listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
+            gateway.BaseAddress = new Uri(address);
+            gateway.Http = new HttpClient { BaseAddress = gateway.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
+            await gateway.WaitUntilReadyAsync(TimeSpan.FromSeconds(30));
+        }
+        catch (TimeoutException)
+        {
+            gateway.Kill();
+            throw new InvalidOperationException($"Gateway {nodeId} did not become ready:\n{gateway.Output}");
+        }
+
+        return gateway;
+    }
+
+    public async Task WaitUntilReadyAsync(TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            try
+            {
+                using var response = await Http.GetAsync("/readyz");
+                if (response.IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+
+            if (DateTime.UtcNow > deadline || _process.HasExited)
+            {
+                throw new TimeoutException();
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>SIGKILL: the node dies on the spot.</summary>
+    public void Kill()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            _process.WaitForExit();
+        }
+    }
+
+    /// <summary>SIGTERM: the node drains and stops.</summary>
+    public async Task TerminateAsync()
+    {
+        if (_process.HasExited)
+        {
+            return;
+        }
+
+        using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill!.WaitForExitAsync();
+        }
+
+        await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Kill();
+        Http?.Dispose();
+        _process.Dispose();
+        await Task.CompletedTask;
+    }
+
+    /// <summary>The gateway built beside these tests, in the same configuration.</summary>
+    private static string LocateGateway()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Release" : "Debug";
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "PushService.sln")))
+        {
+            directory = directory.Parent;
+        }
+
+        if (directory is null)
+        {
+            throw new InvalidOperationException("PushService.sln not found above the test assembly.");
+        }
+
+        var dll = Path.Combine(directory.FullName, "src", "Gateway", "bin", configuration, "net10.0", "PushService.Gateway.dll");
+        return File.Exists(dll) ? dll : throw new InvalidOperationException($"Build the solution first: {dll} is missing.");
+    }
+
+    [GeneratedRegex(@"Now listening on: (http://[^\s]+)")]
+    private static partial Regex ListeningLine();
+}
