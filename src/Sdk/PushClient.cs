@@ -71,14 +71,19 @@ public sealed class PushClient : IAsyncDisposable
             throw new InvalidOperationException($"Already subscribed to '{channel}'.");
         }
 
-        try
+        // Not connected right now: the next connection subscribes it, like every other subscription.
+        if (_socket is { } socket)
         {
-            await SubscribeOnServerAsync(subscription, cancellationToken);
-        }
-        catch
-        {
-            _subscriptions.TryRemove(channel, out _);
-            throw;
+            try
+            {
+                await EnsureSubscribedAsync(subscription, socket, unsubscribeFirst: false, throwOnRejection: true, cancellationToken);
+            }
+            catch (PushCommandException)
+            {
+                _subscriptions.TryRemove(channel, out _);
+                subscription.Complete();
+                throw;
+            }
         }
 
         return subscription;
@@ -190,12 +195,13 @@ public sealed class PushClient : IAsyncDisposable
                     }
 
                     connectedOnce = true;
-                    _firstConnect.TrySetResult();
                     foreach (var subscription in _subscriptions.Values)
                     {
                         subscription.IsActive = false;
-                        _ = KeepSubscribedAsync(subscription, socket);
+                        _ = EnsureSubscribedAsync(subscription, socket, unsubscribeFirst: false, throwOnRejection: false, _disposed.Token);
                     }
+
+                    _firstConnect.TrySetResult();
                 }
 
                 close = await reading;
@@ -276,31 +282,60 @@ public sealed class PushClient : IAsyncDisposable
         return TimeSpan.FromMilliseconds(_options.MinReconnectDelay.TotalMilliseconds + (Random.Shared.NextDouble() * ceiling));
     }
 
-    /// <summary>Subscribes (again), retrying while this connection lives and the server says to try later.</summary>
-    private async Task KeepSubscribedAsync(PushSubscription subscription, ClientWebSocket socket)
+    /// <summary>
+    /// Subscribes (again) on this connection, retrying while it lives and the server says to try later. Under the
+    /// subscription's gate, and only while it is not active, so concurrent triggers (a reconnect, a gap, the application)
+    /// lead to one subscribe on the server.
+    /// </summary>
+    private async Task EnsureSubscribedAsync(PushSubscription subscription, ClientWebSocket socket, bool unsubscribeFirst, bool throwOnRejection,
+        CancellationToken cancellationToken)
     {
-        var attempt = 0;
-        while (!subscription.Removed && !subscription.IsActive && ReferenceEquals(_socket, socket) && !_disposed.IsCancellationRequested)
+        try
         {
-            try
-            {
-                await SubscribeOnServerAsync(subscription, _disposed.Token);
-                return;
-            }
-            catch (PushCommandException ex) when (ex.Code is "unavailable" or "internal" or "rate_limited" or "already_subscribed")
-            {
-                if (ex.Code == "already_subscribed")
-                {
-                    await RequestAsync(new JsonObject { ["op"] = "unsubscribe", ["channel"] = subscription.Channel }, null, _disposed.Token);
-                }
+            await subscription.Gate.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
 
-                await Task.Delay(Backoff(attempt++), _disposed.Token);
-            }
-            catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or TimeoutException or PushCommandException)
+        try
+        {
+            var attempt = 0;
+            while (!subscription.Removed && !subscription.IsActive && ReferenceEquals(_socket, socket) && !_disposed.IsCancellationRequested)
             {
-                // The connection is going; the reconnect subscribes again.
-                return;
+                try
+                {
+                    if (unsubscribeFirst)
+                    {
+                        Result(await RequestAsync(new JsonObject { ["op"] = "unsubscribe", ["channel"] = subscription.Channel }, null, cancellationToken));
+                        unsubscribeFirst = false;
+                    }
+
+                    await SubscribeOnServerAsync(subscription, cancellationToken);
+                }
+                catch (PushCommandException ex) when (ex.Code is "unavailable" or "internal" or "rate_limited" or "already_subscribed")
+                {
+                    // The server lost track or cannot serve now: try again on this connection after a pause.
+                    unsubscribeFirst = ex.Code == "already_subscribed";
+                    await Task.Delay(Backoff(attempt++), cancellationToken);
+                }
+                catch (PushCommandException) when (!throwOnRejection)
+                {
+                    // Refused for good (for example permission revoked): the subscription ends.
+                    subscription.Removed = true;
+                    _subscriptions.TryRemove(new KeyValuePair<string, PushSubscription>(subscription.Channel, subscription));
+                    subscription.Complete();
+                }
             }
+        }
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or TimeoutException)
+        {
+            // The connection is going; the next one subscribes again.
+        }
+        finally
+        {
+            subscription.Gate.Release();
         }
     }
 
@@ -469,7 +504,7 @@ public sealed class PushClient : IAsyncDisposable
                 if (_subscriptions.TryGetValue(element.GetProperty("channel").GetString()!, out var dropped))
                 {
                     dropped.IsActive = false;
-                    _ = KeepSubscribedAsync(dropped, socket);
+                    _ = EnsureSubscribedAsync(dropped, socket, unsubscribeFirst: false, throwOnRejection: false, _disposed.Token);
                 }
 
                 break;
@@ -514,21 +549,7 @@ public sealed class PushClient : IAsyncDisposable
 
         // A gap: subscribe again from the last offset seen; the gateway sends what is missing.
         subscription.IsActive = false;
-        _ = ResubscribeAsync(subscription, socket);
-    }
-
-    private async Task ResubscribeAsync(PushSubscription subscription, ClientWebSocket socket)
-    {
-        try
-        {
-            await RequestAsync(new JsonObject { ["op"] = "unsubscribe", ["channel"] = subscription.Channel }, null, _disposed.Token);
-        }
-        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or TimeoutException)
-        {
-            return;
-        }
-
-        await KeepSubscribedAsync(subscription, socket);
+        _ = EnsureSubscribedAsync(subscription, socket, unsubscribeFirst: true, throwOnRejection: false, _disposed.Token);
     }
 
     private sealed class PendingCommand(Action<JsonElement>? applyOnReadLoop)

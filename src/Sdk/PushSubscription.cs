@@ -32,6 +32,9 @@ public sealed class PushSubscription
 
     internal bool Removed { get; set; }
 
+    /// <summary>Serializes every (re)subscribe of this subscription, so two never race on the server.</summary>
+    internal SemaphoreSlim Gate { get; } = new(1, 1);
+
     internal void Emit(ChannelEvent channelEvent) => _events.Writer.TryWrite(channelEvent);
 
     internal void Complete() => _events.Writer.TryComplete();
