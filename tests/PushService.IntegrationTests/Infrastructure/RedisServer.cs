@@ -11,23 +11,25 @@ namespace PushService.IntegrationTests.Infrastructure;
 public sealed class RedisServer : IAsyncDisposable
 {
     private readonly string _directory;
+    private readonly string[] _extraArguments;
     private Process? _process;
 
-    private RedisServer(int port, string directory)
+    private RedisServer(int port, string directory, string[] extraArguments)
     {
         Port = port;
         _directory = directory;
+        _extraArguments = extraArguments;
     }
 
     public int Port { get; private set; }
 
     public string Configuration => $"127.0.0.1:{Port}";
 
-    public static async Task<RedisServer> StartAsync()
+    public static async Task<RedisServer> StartAsync(params string[] extraArguments)
     {
         var directory = Path.Combine(Path.GetTempPath(), "pushservice-redis-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(directory);
-        var server = new RedisServer(FreePort.Next(), directory);
+        var server = new RedisServer(FreePort.Next(), directory, extraArguments);
         for (var attempt = 1; ; attempt++)
         {
             try
@@ -58,6 +60,11 @@ public sealed class RedisServer : IAsyncDisposable
             "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", _directory,
             "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no", "--daemonize", "no",
         })
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        foreach (var arg in _extraArguments)
         {
             info.ArgumentList.Add(arg);
         }
