@@ -1,4 +1,5 @@
 var builder = WebApplication.CreateBuilder(args);
+builder.UsePushGatewayServer();
 builder.Services.AddPushGateway(builder.Configuration);
 
 var app = builder.Build();

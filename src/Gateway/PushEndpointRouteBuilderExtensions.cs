@@ -41,7 +41,11 @@ public static class PushEndpointRouteBuilderExtensions
             drain.IsDraining ? Results.Text("draining", statusCode: StatusCodes.Status503ServiceUnavailable)
             : !broker.IsAvailable ? Results.Text("backplane unavailable", statusCode: StatusCodes.Status503ServiceUnavailable)
             : Results.Text("ready"));
-        app.MapPrometheusScrapingEndpoint("/metrics");
+        if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<PushService.Gateway.Configuration.PushServiceOptions>>().Value.Telemetry.Enabled)
+        {
+            app.MapPrometheusScrapingEndpoint("/metrics");
+        }
+
         return app;
     }
 }

@@ -47,6 +47,7 @@ public static class PushGatewayServiceCollectionExtensions
         services.AddSingleton<Publisher>();
         services.AddSingleton<CommandHandler>();
         services.AddSingleton<WebSocketEndpoint>();
+        services.AddSingleton<SendScheduler>();
         services.AddSingleton<ApiKeyAuthenticator>();
         services.AddSingleton<DrainState>();
         services.AddHostedService<BrokerHostedService>();
@@ -65,6 +66,11 @@ public static class PushGatewayServiceCollectionExtensions
         else
         {
             builder.AddRedisBroker();
+        }
+
+        if (!section.GetValue("Telemetry:Enabled", defaultValue: true))
+        {
+            return builder;
         }
 
         services.AddOpenTelemetry()

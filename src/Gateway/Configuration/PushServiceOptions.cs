@@ -42,6 +42,17 @@ public sealed class PushServiceOptions
 
     /// <summary>Node heartbeats.</summary>
     public ClusterOptions Cluster { get; set; } = new();
+
+    /// <summary>OpenTelemetry metrics and traces.</summary>
+    public TelemetryOptions Telemetry { get; set; } = new();
+}
+
+/// <summary>OpenTelemetry metrics and traces.</summary>
+public sealed class TelemetryOptions
+{
+    /// <summary>Collect metrics (served on <c>/metrics</c>) and traces. Off leaves <c>/metrics</c> unmapped.</summary>
+    /// <value>The default value is true.</value>
+    public bool Enabled { get; set; } = true;
 }
 
 /// <summary>Presence bookkeeping.</summary>
@@ -203,6 +214,15 @@ public sealed class WebSocketEndpointOptions
     /// <summary>How often the server sends a <c>ping</c> push.</summary>
     /// <value>The default value is 25 seconds.</value>
     public TimeSpan PingInterval { get; set; } = TimeSpan.FromSeconds(25);
+
+    /// <summary>
+    /// The shortest time between two flushes of a send loop (one loop per core serves all its connections). Pushes queued
+    /// meanwhile go out together, one frame per connection, so a busy connection costs one send per window instead of one
+    /// per message; a loop that has not flushed within the window flushes at once, so sparse traffic sees no added latency.
+    /// Zero flushes as soon as anything is queued.
+    /// </summary>
+    /// <value>The default value is 10 milliseconds.</value>
+    public TimeSpan WriteCoalescing { get; set; } = TimeSpan.FromMilliseconds(10);
 
     /// <summary>How long after a ping the client has to show it is alive (with <c>pong</c> or any command).</summary>
     /// <value>The default value is 10 seconds.</value>

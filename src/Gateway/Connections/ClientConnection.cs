@@ -21,6 +21,10 @@ internal sealed partial class ClientConnection
 
     private readonly WebSocket _socket;
     private readonly OutboundQueue _queue;
+    private readonly SendScheduler.SendLoop _sendLoop;
+    private readonly TaskCompletionSource _sendingDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _flushState;
+    private bool _closeSent;
     private readonly int _maxMessageBytes;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
@@ -30,11 +34,12 @@ internal sealed partial class ClientConnection
     private long _lastActivityTicks;
     private long _pingSentAtTicks;
 
-    public ClientConnection(WebSocket socket, string id, ConnectionSettings settings, TimeProvider time, ILogger logger)
+    public ClientConnection(WebSocket socket, string id, ConnectionSettings settings, SendScheduler.SendLoop sendLoop, TimeProvider time, ILogger logger)
     {
         _socket = socket;
         Id = id;
         _queue = new OutboundQueue(settings.QueueMaxBytes, settings.QueueMaxMessages);
+        _sendLoop = sendLoop;
         _maxMessageBytes = settings.MaxMessageBytes;
         _time = time;
         _logger = logger;
@@ -82,14 +87,33 @@ internal sealed partial class ClientConnection
     /// <summary>Queues a frame shared with other subscribers; a full queue closes the connection with 4500.</summary>
     public void Send(ReadOnlyMemory<byte> frame)
     {
-        if (!_queue.TryEnqueue(frame) && !IsClosing)
+        if (_queue.TryEnqueue(frame))
+        {
+            Schedule();
+        }
+        else if (!IsClosing)
         {
             RequestClose(Disconnect.SlowConsumer);
         }
     }
 
     /// <summary>Queues a reply or control push. Replies are few and small, so they count toward the bound but never trip it.</summary>
-    public void SendControl(ReadOnlyMemory<byte> frame) => _queue.TryEnqueueControl(frame);
+    public void SendControl(ReadOnlyMemory<byte> frame)
+    {
+        if (_queue.TryEnqueueControl(frame))
+        {
+            Schedule();
+        }
+    }
+
+    /// <summary>Puts the connection on its send loop's list, unless it is already there or being flushed.</summary>
+    private void Schedule()
+    {
+        if (Interlocked.CompareExchange(ref _flushState, 1, 0) == 0)
+        {
+            _sendLoop.Schedule(this);
+        }
+    }
 
     public void SendPing()
     {
@@ -125,6 +149,7 @@ internal sealed partial class ClientConnection
         Volatile.Write(ref _closeRequestedAtTicks, _time.GetUtcNow().UtcTicks);
         Log.Closing(_logger, Id, disconnect.Code, disconnect.Reason);
         _queue.Complete();
+        Schedule();
     }
 
     /// <summary>Ends the connection at once, without a close handshake.</summary>
@@ -133,12 +158,12 @@ internal sealed partial class ClientConnection
         Interlocked.Exchange(ref _closeRequested, 1);
         _queue.Complete();
         _socket.Abort();
+        _sendingDone.TrySetResult();
     }
 
     /// <summary>Runs the connection until it closes: the receive loop here, the writer beside it.</summary>
     public async Task RunAsync(Func<ClientConnection, ReadOnlyMemory<byte>, ValueTask> handleMessage, CancellationToken stopping)
     {
-        var writer = Task.Run(WriteLoopAsync, CancellationToken.None);
         try
         {
             await ReceiveLoopAsync(handleMessage, stopping);
@@ -149,18 +174,11 @@ internal sealed partial class ClientConnection
         }
         finally
         {
-            // Whatever ended the receive loop, the writer must finish too.
-            if (_socket.State is not WebSocketState.Open and not WebSocketState.CloseSent)
-            {
-                _queue.Complete();
-            }
-            else if (!IsClosing)
-            {
-                RequestClose(Disconnect.Normal);
-            }
+            // Whatever ended the receive loop, sending must finish too: it answers a client's close, or just stops.
+            RequestClose(Disconnect.Normal);
         }
 
-        await writer;
+        await _sendingDone.Task;
     }
 
     private async Task ReceiveLoopAsync(Func<ClientConnection, ReadOnlyMemory<byte>, ValueTask> handleMessage, CancellationToken stopping)
@@ -250,33 +268,82 @@ internal sealed partial class ClientConnection
         }
     }
 
-    private async Task WriteLoopAsync()
+    /// <summary>
+    /// Sends what is queued; called by the send loop, never twice at once. When the sends complete synchronously (the usual
+    /// case) the loop goes straight on to the next connection; otherwise the rest finishes on the send's continuation.
+    /// </summary>
+    public void Flush()
     {
-        var reader = _queue.Reader;
+        var flushing = FlushCoreAsync();
+        if (flushing.IsCompleted)
+        {
+            flushing.GetAwaiter().GetResult();
+            AfterFlush();
+        }
+        else
+        {
+            _ = AfterFlushAsync(flushing);
+        }
+    }
+
+    private async Task AfterFlushAsync(ValueTask flushing)
+    {
+        await flushing;
+        AfterFlush();
+    }
+
+    private void AfterFlush()
+    {
+        // A full fence: a frame or close queued while this flush ran is seen below, or its own Schedule() succeeds.
+        Interlocked.Exchange(ref _flushState, 0);
+        if (_sendingDone.Task.IsCompleted)
+        {
+            _queue.Clear();
+        }
+        else if (!_queue.IsEmpty || (IsClosing && !_closeSent))
+        {
+            Schedule();
+        }
+    }
+
+    private async ValueTask FlushCoreAsync()
+    {
+        if (_sendingDone.Task.IsCompleted)
+        {
+            return;
+        }
+
         try
         {
-            while (await reader.WaitToReadAsync())
+            while (_disconnect != Disconnect.SlowConsumer && _queue.TryPeek(out _))
             {
-                if (_disconnect is { } d && d == Disconnect.SlowConsumer)
-                {
-                    break;
-                }
-
-                await SendBatchAsync(reader);
+                await SendBatchAsync();
             }
 
-            await SendCloseAsync();
+            if (_disconnect == Disconnect.SlowConsumer)
+            {
+                // What a slow consumer had queued is dropped: its SDK recovers it from history.
+                _queue.Clear();
+            }
+
+            if (IsClosing && !_closeSent)
+            {
+                _closeSent = true;
+                await SendCloseAsync();
+                _sendingDone.TrySetResult();
+            }
         }
         catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException)
         {
             Log.SendEnded(_logger, Id, ex.Message);
             _socket.Abort();
+            _sendingDone.TrySetResult();
         }
     }
 
-    private async ValueTask SendBatchAsync(System.Threading.Channels.ChannelReader<ReadOnlyMemory<byte>> reader)
+    private async ValueTask SendBatchAsync()
     {
-        if (!reader.TryPeek(out var first))
+        if (!_queue.TryPeek(out var first))
         {
             return;
         }
@@ -284,8 +351,7 @@ internal sealed partial class ClientConnection
         if (first.Length >= BatchBufferBytes / 2)
         {
             // A large frame goes out alone, straight from the shared bytes.
-            reader.TryRead(out first);
-            _queue.Taken(first.Length);
+            _queue.TryDequeue(out first);
             await _socket.SendAsync(first, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
             return;
         }
@@ -294,7 +360,7 @@ internal sealed partial class ClientConnection
         try
         {
             var length = 0;
-            while (reader.TryPeek(out var frame))
+            while (_queue.TryPeek(out var frame))
             {
                 var needed = frame.Length + (length > 0 ? 1 : 0);
                 if (length + needed > buffer.Length)
@@ -302,8 +368,7 @@ internal sealed partial class ClientConnection
                     break;
                 }
 
-                reader.TryRead(out frame);
-                _queue.Taken(frame.Length);
+                _queue.TryDequeue(out frame);
                 if (length > 0)
                 {
                     buffer[length++] = NewLine[0];

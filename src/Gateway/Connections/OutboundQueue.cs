@@ -1,4 +1,4 @@
-using System.Threading.Channels;
+using System.Collections.Concurrent;
 
 namespace PushService.Gateway.Connections;
 
@@ -9,13 +9,12 @@ namespace PushService.Gateway.Connections;
 /// </summary>
 internal sealed class OutboundQueue
 {
-    private readonly Channel<ReadOnlyMemory<byte>> _channel = Channel.CreateUnbounded<ReadOnlyMemory<byte>>(
-        new UnboundedChannelOptions { SingleReader = true, SingleWriter = false, AllowSynchronousContinuations = false });
-
+    private readonly ConcurrentQueue<ReadOnlyMemory<byte>> _frames = new();
     private readonly long _maxBytes;
     private readonly int _maxMessages;
     private long _bytes;
     private int _count;
+    private volatile bool _completed;
 
     public OutboundQueue(long maxBytes, int maxMessages)
     {
@@ -23,48 +22,69 @@ internal sealed class OutboundQueue
         _maxMessages = maxMessages;
     }
 
-    public ChannelReader<ReadOnlyMemory<byte>> Reader => _channel.Reader;
-
-    /// <summary>Bytes queued and not yet taken by the writer.</summary>
+    /// <summary>Bytes queued and not yet taken by the sender.</summary>
     public long QueuedBytes => Volatile.Read(ref _bytes);
+
+    public bool IsEmpty => _frames.IsEmpty;
 
     /// <summary>Queues a frame. False when it would overflow the bounds or the queue is completed.</summary>
     public bool TryEnqueue(ReadOnlyMemory<byte> frame)
     {
+        if (_completed)
+        {
+            return false;
+        }
+
         var bytes = Interlocked.Add(ref _bytes, frame.Length);
         var count = Interlocked.Increment(ref _count);
-        if (bytes > _maxBytes || count > _maxMessages || !_channel.Writer.TryWrite(frame))
+        if (bytes > _maxBytes || count > _maxMessages)
         {
             Interlocked.Add(ref _bytes, -frame.Length);
             Interlocked.Decrement(ref _count);
             return false;
         }
 
+        _frames.Enqueue(frame);
         return true;
     }
 
-    /// <summary>Queues a control frame (a reply, a ping) that must not be dropped for size; false once completed.</summary>
+    /// <summary>Queues a reply or control push, which counts toward the bound but never trips it; false once completed.</summary>
     public bool TryEnqueueControl(ReadOnlyMemory<byte> frame)
     {
-        Interlocked.Add(ref _bytes, frame.Length);
-        Interlocked.Increment(ref _count);
-        if (!_channel.Writer.TryWrite(frame))
+        if (_completed)
         {
-            Interlocked.Add(ref _bytes, -frame.Length);
-            Interlocked.Decrement(ref _count);
             return false;
         }
 
+        Interlocked.Add(ref _bytes, frame.Length);
+        Interlocked.Increment(ref _count);
+        _frames.Enqueue(frame);
         return true;
     }
 
-    /// <summary>Called by the writer for each frame it takes.</summary>
-    public void Taken(int length)
+    public bool TryPeek(out ReadOnlyMemory<byte> frame) => _frames.TryPeek(out frame);
+
+    /// <summary>Takes the next frame for sending.</summary>
+    public bool TryDequeue(out ReadOnlyMemory<byte> frame)
     {
-        Interlocked.Add(ref _bytes, -length);
+        if (!_frames.TryDequeue(out frame))
+        {
+            return false;
+        }
+
+        Interlocked.Add(ref _bytes, -frame.Length);
         Interlocked.Decrement(ref _count);
+        return true;
     }
 
-    /// <summary>No more frames; the writer finishes what is queued (or drops it, if told so) and closes.</summary>
-    public void Complete() => _channel.Writer.TryComplete();
+    /// <summary>No more frames are accepted; what is queued may still be sent (or dropped).</summary>
+    public void Complete() => _completed = true;
+
+    /// <summary>Drops everything queued.</summary>
+    public void Clear()
+    {
+        while (TryDequeue(out _))
+        {
+        }
+    }
 }

@@ -16,6 +16,7 @@ internal sealed partial class WebSocketEndpoint
     public const string SubProtocol = "push.v1.json";
 
     private readonly LocalHub _hub;
+    private readonly SendScheduler _sendScheduler;
     private readonly CommandHandler _handler;
     private readonly DrainState _drain;
     private readonly PushMetrics _metrics;
@@ -25,10 +26,11 @@ internal sealed partial class WebSocketEndpoint
     private readonly ILogger<ClientConnection> _connectionLogger;
     private readonly ILogger<WebSocketEndpoint> _logger;
 
-    public WebSocketEndpoint(LocalHub hub, CommandHandler handler, DrainState drain, PushMetrics metrics, TimeProvider time,
+    public WebSocketEndpoint(LocalHub hub, SendScheduler sendScheduler, CommandHandler handler, DrainState drain, PushMetrics metrics, TimeProvider time,
         IOptions<PushServiceOptions> options, ILogger<ClientConnection> connectionLogger, ILogger<WebSocketEndpoint> logger)
     {
         _hub = hub;
+        _sendScheduler = sendScheduler;
         _handler = handler;
         _drain = drain;
         _metrics = metrics;
@@ -72,7 +74,7 @@ internal sealed partial class WebSocketEndpoint
             KeepAliveInterval = TimeSpan.Zero,
         });
 
-        var connection = new ClientConnection(socket, NewConnectionId(), _settings, _time, _connectionLogger) { Hub = _hub };
+        var connection = new ClientConnection(socket, NewConnectionId(), _settings, _sendScheduler.Assign(), _time, _connectionLogger) { Hub = _hub };
         _hub.Add(connection);
         _metrics.ConnectionOpened();
         try

@@ -1,0 +1,266 @@
+// PushService load generator: opens subscribers over several nodes, publishes through REST at a fixed rate, and reports
+// throughput, end-to-end latency, loss and gateway CPU per delivery. Runs against PushService or the SignalR peer with
+// the same scenario, so both are measured in one run. See loadtests/README.md.
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using HdrHistogram;
+using PushService.LoadGen;
+
+var options = LoadOptions.Parse(args);
+var publishBase = options.PublishUrl ?? new Uri(options.Endpoints[0].GetLeftPart(UriPartial.Authority).Replace("ws", "http", StringComparison.Ordinal) + "/");
+using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256, PooledConnectionLifetime = Timeout.InfiniteTimeSpan })
+{
+    BaseAddress = publishBase,
+    Timeout = TimeSpan.FromSeconds(30),
+};
+if (options.ApiKey is not null)
+{
+    http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", options.ApiKey);
+}
+
+ITarget target = options.Target switch
+{
+    "pushservice" => new PushServiceTarget(http),
+    "signalr" => new SignalRTarget(http),
+    _ => throw new ArgumentException("--target is pushservice or signalr"),
+};
+
+var summary = options.Scenario switch
+{
+    "fanout" => await Scenarios.FanoutAsync(options, target),
+    "idle" => await Scenarios.IdleAsync(options, target),
+    "churn" => await Scenarios.ChurnAsync(options, target),
+    _ => throw new ArgumentException("--scenario is fanout, idle or churn"),
+};
+
+Console.WriteLine(JsonSerializer.Serialize(summary));
+return summary.TryGetValue("lost", out var lost) && Convert.ToInt64(lost, CultureInfo.InvariantCulture) > 0 ? 1 : 0;
+
+internal static class Scenarios
+{
+    public static async Task<Dictionary<string, object?>> FanoutAsync(LoadOptions options, ITarget target)
+    {
+        var metrics = new DeliveryMetrics();
+        var (subscribers, connectSeconds) = await ConnectAllAsync(options, target, metrics);
+        var perChannel = new int[options.Channels];
+        for (var i = 0; i < options.Connections; i++)
+        {
+            foreach (var channel in options.ChannelsOf(i))
+            {
+                perChannel[int.Parse(channel.AsSpan(4), CultureInfo.InvariantCulture)]++;
+            }
+        }
+
+        var pad = new string('x', options.PayloadBytes);
+        long expected = 0, published = 0, acked = 0, failed = 0;
+        using var inFlight = new SemaphoreSlim(512);
+        var pending = new List<Task>();
+        var total = options.Warmup + options.Duration;
+        var clock = Stopwatch.StartNew();
+        var windowStarted = false;
+        double cpuStart = 0, systemStart = 0, windowStart = 0, cpuEnd = 0, windowEnd = 0;
+        long publishedAtWindowStart = 0, publishedAtWindowEnd = 0;
+        var nextProgress = TimeSpan.FromSeconds(1);
+        while (clock.Elapsed < total)
+        {
+            if (!windowStarted && clock.Elapsed >= options.Warmup)
+            {
+                windowStarted = true;
+                metrics.StartWindow();
+                cpuStart = ProcessStats.CpuSeconds(options.Pids);
+                systemStart = ProcessStats.CpuSplit(options.Pids).System;
+                windowStart = clock.Elapsed.TotalSeconds;
+                publishedAtWindowStart = Interlocked.Read(ref acked);
+            }
+
+            var due = (long)(clock.Elapsed.TotalSeconds * options.Rate) - published;
+            for (var i = 0; i < due; i++)
+            {
+                var index = (int)(published++ % options.Channels);
+                var payload = $"{{\"ts\":{Stopwatch.GetTimestamp()},\"pad\":\"{pad}\"}}";
+                await inFlight.WaitAsync();
+                pending.Add(PublishOneAsync(index, payload));
+            }
+
+            if (pending.Count > 4096)
+            {
+                pending.RemoveAll(t => t.IsCompleted);
+            }
+
+            if (!options.Quiet && clock.Elapsed >= nextProgress)
+            {
+                nextProgress += TimeSpan.FromSeconds(1);
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"t={clock.Elapsed.TotalSeconds:F0}s published={published} acked={Interlocked.Read(ref acked)} delivered={metrics.Received} expected={Interlocked.Read(ref expected)} p99={(windowStarted ? metrics.Latency.GetValueAtPercentile(99) : 0)}us"));
+            }
+
+            await Task.Delay(2);
+        }
+
+        metrics.StopWindow();
+        cpuEnd = ProcessStats.CpuSeconds(options.Pids);
+        var systemCpu = ProcessStats.CpuSplit(options.Pids).System - systemStart;
+        windowEnd = clock.Elapsed.TotalSeconds;
+        publishedAtWindowEnd = Interlocked.Read(ref acked);
+        var windowDeliveries = metrics.WindowReceived;
+        await Task.WhenAll(pending);
+
+        // Let the tail arrive, then count what never did.
+        var drain = Stopwatch.StartNew();
+        while (metrics.Received < Interlocked.Read(ref expected) && drain.Elapsed < TimeSpan.FromSeconds(15))
+        {
+            await Task.Delay(50);
+        }
+
+        await DisposeAllAsync(subscribers);
+        var window = windowEnd - windowStart;
+        var cpu = cpuEnd - cpuStart;
+        return new Dictionary<string, object?>
+        {
+            ["target"] = options.Target,
+            ["scenario"] = "fanout",
+            ["connections"] = options.Connections,
+            ["channels"] = options.Channels,
+            ["channelsPerConnection"] = options.ChannelsPerConnection,
+            ["rate"] = options.Rate,
+            ["achievedPublishRate"] = Math.Round((publishedAtWindowEnd - publishedAtWindowStart) / window, 1),
+            ["deliveriesPerSecond"] = Math.Round(windowDeliveries / window, 0),
+            ["p50us"] = metrics.Latency.GetValueAtPercentile(50),
+            ["p90us"] = metrics.Latency.GetValueAtPercentile(90),
+            ["p99us"] = metrics.Latency.GetValueAtPercentile(99),
+            ["maxus"] = metrics.Latency.GetMaxValue(),
+            ["expected"] = Interlocked.Read(ref expected),
+            ["received"] = metrics.Received,
+            ["lost"] = Math.Max(0, Interlocked.Read(ref expected) - metrics.Received),
+            ["outOfOrder"] = metrics.OutOfOrder,
+            ["publishFailures"] = Interlocked.Read(ref failed),
+            ["connectsPerSecond"] = Math.Round(options.Connections / connectSeconds, 0),
+            ["gatewayCpuSeconds"] = Math.Round(cpu, 3),
+            ["gatewayCpuUsPerDelivery"] = options.Pids.Count == 0 || windowDeliveries == 0 ? null : Math.Round(cpu * 1e6 / windowDeliveries, 3),
+            ["gatewayKernelCpuShare"] = cpu > 0 ? Math.Round(systemCpu / cpu, 2) : null,
+            ["windowSeconds"] = Math.Round(window, 2),
+        };
+
+        async Task PublishOneAsync(int channelIndex, string payload)
+        {
+            try
+            {
+                if (await target.PublishAsync(LoadOptions.ChannelName(channelIndex), payload, CancellationToken.None))
+                {
+                    Interlocked.Increment(ref acked);
+                    Interlocked.Add(ref expected, perChannel[channelIndex]);
+                }
+                else
+                {
+                    Interlocked.Increment(ref failed);
+                }
+            }
+            catch (HttpRequestException)
+            {
+                Interlocked.Increment(ref failed);
+            }
+            finally
+            {
+                inFlight.Release();
+            }
+        }
+    }
+
+    public static async Task<Dictionary<string, object?>> IdleAsync(LoadOptions options, ITarget target)
+    {
+        GC.Collect();
+        var before = ProcessStats.MemoryKiB(options.Pids, "VmRSS");
+        var metrics = new DeliveryMetrics();
+        var (subscribers, connectSeconds) = await ConnectAllAsync(options, target, metrics);
+        await Task.Delay(options.Duration);
+        var after = ProcessStats.MemoryKiB(options.Pids, "VmRSS");
+        var peak = ProcessStats.MemoryKiB(options.Pids, "VmHWM");
+        await DisposeAllAsync(subscribers);
+        return new Dictionary<string, object?>
+        {
+            ["target"] = options.Target,
+            ["scenario"] = "idle",
+            ["connections"] = options.Connections,
+            ["connectsPerSecond"] = Math.Round(options.Connections / connectSeconds, 0),
+            ["rssBeforeKiB"] = before,
+            ["rssAfterKiB"] = after,
+            ["peakKiB"] = peak,
+            ["rssGrowthKiBPerConnection"] = options.Pids.Count == 0 ? null : Math.Round((after - before) / (double)options.Connections, 2),
+            ["peakGrowthKiBPerConnection"] = options.Pids.Count == 0 ? null : Math.Round((peak - before) / (double)options.Connections, 2),
+        };
+    }
+
+    public static async Task<Dictionary<string, object?>> ChurnAsync(LoadOptions options, ITarget target)
+    {
+        var metrics = new DeliveryMetrics();
+        long succeeded = 0, failedConnects = 0, started = 0;
+        var cpuStart = ProcessStats.CpuSeconds(options.Pids);
+        var clock = Stopwatch.StartNew();
+        var tasks = new List<Task>();
+        using var parallel = new SemaphoreSlim(options.ConnectParallelism);
+        while (clock.Elapsed < options.Duration)
+        {
+            var due = (long)(clock.Elapsed.TotalSeconds * options.Rate) - started;
+            for (var i = 0; i < due; i++)
+            {
+                var index = (int)started++;
+                await parallel.WaitAsync();
+                tasks.Add(Task.Run(async () =>
+                {
+                    try
+                    {
+                        var subscriber = await target.SubscribeAsync(options.Endpoints[index % options.Endpoints.Count], [.. options.ChannelsOf(index)], metrics, CancellationToken.None);
+                        await subscriber.DisposeAsync();
+                        Interlocked.Increment(ref succeeded);
+                    }
+                    catch (Exception ex) when (ex is not OutOfMemoryException)
+                    {
+                        Interlocked.Increment(ref failedConnects);
+                    }
+                    finally
+                    {
+                        parallel.Release();
+                    }
+                }));
+            }
+
+            await Task.Delay(5);
+        }
+
+        await Task.WhenAll(tasks);
+        var seconds = clock.Elapsed.TotalSeconds;
+        var cpu = ProcessStats.CpuSeconds(options.Pids) - cpuStart;
+        return new Dictionary<string, object?>
+        {
+            ["target"] = options.Target,
+            ["scenario"] = "churn",
+            ["rate"] = options.Rate,
+            ["succeeded"] = succeeded,
+            ["failed"] = failedConnects,
+            ["achievedConnectsPerSecond"] = Math.Round(succeeded / seconds, 1),
+            ["gatewayCpuUsPerConnect"] = options.Pids.Count == 0 || succeeded == 0 ? null : Math.Round(cpu * 1e6 / succeeded, 1),
+        };
+    }
+
+    private static async Task<(List<IAsyncDisposable> Subscribers, double Seconds)> ConnectAllAsync(LoadOptions options, ITarget target, DeliveryMetrics metrics)
+    {
+        var subscribers = new IAsyncDisposable[options.Connections];
+        var clock = Stopwatch.StartNew();
+        await Parallel.ForEachAsync(Enumerable.Range(0, options.Connections), new ParallelOptions { MaxDegreeOfParallelism = options.ConnectParallelism }, async (i, ct) =>
+        {
+            subscribers[i] = await target.SubscribeAsync(options.Endpoints[i % options.Endpoints.Count], [.. options.ChannelsOf(i)], metrics, ct);
+        });
+        var seconds = clock.Elapsed.TotalSeconds;
+        if (!options.Quiet)
+        {
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"connected {options.Connections} in {seconds:F1}s"));
+        }
+
+        return ([.. subscribers], seconds);
+    }
+
+    private static async Task DisposeAllAsync(List<IAsyncDisposable> subscribers) =>
+        await Parallel.ForEachAsync(subscribers, new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (s, _) => await s.DisposeAsync());
+}

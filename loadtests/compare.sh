@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Measures PushService and the SignalR peer side by side, in one run, on this machine: for each run, two gateway nodes
+# of each server on one redis-server, the same load generator scenario, gateway CPU read from /proc over the measured
+# window. Prints each run's JSON and the medians. Usage:
+#   loadtests/compare.sh A|B|C|idle|churn [runs] [extra load generator options...]
+# Regimes (issue 5): A notifications (2000 conns x 1 of 10 channels, 20k deliveries/s); B dashboards (200 conns x 10
+# channels, 100k/s); C feeds (100 conns x 10 channels, 200k/s).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+regime=${1:-A}; runs=${2:-3}; shift $(( $# > 2 ? 2 : $# )) || true
+targets=${TARGETS:-"pushservice signalr"}
+duration=${DURATION:-15}; warmup=${WARMUP:-5}
+
+case "$regime" in
+  A) scenario=(--scenario fanout --connections 2000 --channels 10 --channels-per-connection 1 --rate 100) ;;
+  B) scenario=(--scenario fanout --connections 200 --channels 10 --channels-per-connection 10 --rate 500) ;;
+  C) scenario=(--scenario fanout --connections 100 --channels 10 --channels-per-connection 10 --rate 2000) ;;
+  idle) scenario=(--scenario idle --connections 5000 --channels 10 --channels-per-connection 1) ;;
+  churn) scenario=(--scenario churn --channels 10 --channels-per-connection 1 --rate 200) ;;
+  *) echo "unknown regime $regime" >&2; exit 2 ;;
+esac
+
+for project in src/Gateway loadtests/peers/signalr loadtests/PushService.LoadGen; do
+  dotnet build "$project" -c Release -nologo -v quiet >/dev/null
+done
+gateway=src/Gateway/bin/Release/net10.0/PushService.Gateway.dll
+peer=loadtests/peers/signalr/bin/Release/net10.0/PushService.Peers.SignalR.dll
+loadgen=loadtests/PushService.LoadGen/bin/Release/net10.0/PushService.LoadGen.dll
+
+work=$(mktemp -d)
+redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" --daemonize no >"$work/redis.log" 2>&1 &
+redis_pid=$!
+pids=()
+cleanup() { kill "${pids[@]}" "$redis_pid" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.1; done
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 1 200); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "not up: $1" >&2; return 1; }
+
+start_nodes() {
+  local target=$1; pids=(); ws=(); publish=""
+  for n in 1 2; do
+    local port; port=$(free_port)
+    if [ "$target" = pushservice ]; then
+      env ${GATEWAY_ENV:-} dotnet "$gateway" --urls "http://127.0.0.1:$port" --PushService:Redis:Configuration="127.0.0.1:$redis_port" \
+        --PushService:NodeId="bench-$n" --Logging:LogLevel:Default=Warning ${GATEWAY_ARGS:-} >"$work/node$n.log" 2>&1 &
+      pids+=($!); ws+=("ws://127.0.0.1:$port/ws"); wait_http "http://127.0.0.1:$port/readyz"
+    else
+      dotnet "$peer" --urls "http://127.0.0.1:$port" --Redis="127.0.0.1:$redis_port" --Logging:LogLevel:Default=Warning >"$work/node$n.log" 2>&1 &
+      pids+=($!); ws+=("ws://127.0.0.1:$port/hub"); wait_http "http://127.0.0.1:$port/healthz"
+    fi
+    if [ -z "$publish" ]; then publish="http://127.0.0.1:$port/"; fi
+  done
+}
+
+results="$work/results.jsonl"
+for run in $(seq 1 "$runs"); do
+  for target in $targets; do
+    start_nodes "$target"
+    line=$(dotnet "$loadgen" --target "$target" --ws "$(IFS=,; echo "${ws[*]}")" --publish "$publish" \
+      --pids "$(IFS=,; echo "${pids[*]}")" --duration "$duration" --warmup "$warmup" --quiet "${scenario[@]}" "$@" || true)
+    echo "run $run $target: $line"
+    echo "$line" >>"$results"
+    kill "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true; pids=()
+    redis-cli -p "$redis_port" flushall >/dev/null
+  done
+done
+
+python3 - "$results" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
+keys = ["deliveriesPerSecond", "gatewayCpuUsPerDelivery", "p50us", "p90us", "p99us", "maxus", "lost", "achievedPublishRate",
+        "connectsPerSecond", "rssGrowthKiBPerConnection", "peakGrowthKiBPerConnection", "achievedConnectsPerSecond", "gatewayCpuUsPerConnect"]
+by = {}
+for r in rows: by.setdefault(r["target"], []).append(r)
+print("medians over", {t: len(v) for t, v in by.items()}, "runs")
+for t, rs in by.items():
+    med = {k: statistics.median([r[k] for r in rs if r.get(k) is not None]) for k in keys if any(r.get(k) is not None for r in rs)}
+    print(t, json.dumps(med))
+if "pushservice" in by and "signalr" in by:
+    for k in ["gatewayCpuUsPerDelivery", "p99us", "peakGrowthKiBPerConnection", "gatewayCpuUsPerConnect"]:
+        a = [r[k] for r in by["pushservice"] if r.get(k) is not None]; b = [r[k] for r in by["signalr"] if r.get(k) is not None]
+        if a and b: print(f"ratio pushservice/signalr {k}: {statistics.median(a)/statistics.median(b):.2f}")
+PY
