@@ -73,6 +73,9 @@ internal sealed partial class ClientConnection
 
     public long QueuedBytes => _queue.QueuedBytes;
 
+    /// <summary>The outbound queue, for benchmarks that measure fan-out without a send loop draining it.</summary>
+    internal OutboundQueue Queue => _queue;
+
     /// <summary>Why the server closed the connection, when it did.</summary>
     public Disconnect? ClosedWith => _disconnect;
 
