@@ -23,13 +23,17 @@ public static class PushEndpointRouteBuilderExtensions
 
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseRouting();
+        app.UseRateLimiter();
         app.UseWebSockets();
 
-        app.Map("/ws", (HttpContext context, WebSocketEndpoint endpoint) => endpoint.HandleAsync(context));
+        app.Map("/ws", (HttpContext context, WebSocketEndpoint endpoint) => endpoint.HandleAsync(context)).RequireRateLimiting(PushRateLimits.Connect);
 
         var api = app.MapGroup("/api/v1");
-        api.MapPost("/channels/{channel}/messages", PushApi.PublishAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Publish));
-        api.MapPost("/broadcast", PushApi.BroadcastAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Publish));
+        api.MapPost("/channels/{channel}/messages", PushApi.PublishAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Publish))
+            .RequireRateLimiting(PushRateLimits.Publish);
+        api.MapPost("/broadcast", PushApi.BroadcastAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Publish))
+            .RequireRateLimiting(PushRateLimits.Publish);
         api.MapGet("/channels/{channel}/history", PushApi.HistoryAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Read));
         api.MapGet("/channels/{channel}/presence", PushApi.PresenceAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Read));
         api.MapGet("/channels", PushApi.ChannelsAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Read));

@@ -1,3 +1,7 @@
+using System.Globalization;
+using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
@@ -42,6 +46,10 @@ public static class PushGatewayServiceCollectionExtensions
         services.AddSingleton<NodeIdentity>();
         services.AddSingleton<NamespaceResolver>();
         services.AddSingleton<TokenValidator>();
+        services.AddSingleton<JwksKeySource>();
+        services.AddHostedService(sp => sp.GetRequiredService<JwksKeySource>());
+        services.AddHttpClient(JwksKeySource.HttpClientName).AddStandardResilienceHandler();
+        services.AddPushRateLimits(section);
         services.AddSingleton<PushMetrics>();
         services.AddSingleton<LocalHub>();
         services.AddSingleton<Publisher>();
@@ -93,6 +101,44 @@ public static class PushGatewayServiceCollectionExtensions
             });
 
         return builder;
+    }
+
+    /// <summary>
+    /// Rate limits from <c>PushService:Limits</c>: WebSocket upgrades per client IP per minute, publishes per second per API
+    /// key. Rejections are 429 problem details with <c>Retry-After</c>.
+    /// </summary>
+    private static IServiceCollection AddPushRateLimits(this IServiceCollection services, IConfigurationSection section)
+    {
+        var attemptsPerMinute = section.GetValue("Limits:ConnectionAttemptsPerIpPerMinute", 0);
+        var publishesPerSecond = section.GetValue("Limits:PublishesPerSecondPerKey", 10_000);
+        return services.AddRateLimiter(limiter =>
+        {
+            limiter.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
+            limiter.OnRejected = async (context, cancellationToken) =>
+            {
+                var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(1);
+                context.HttpContext.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+                await Results.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many requests",
+                    detail: "A PushService:Limits rate limit was reached; retry after the Retry-After delay.").ExecuteAsync(context.HttpContext);
+            };
+            limiter.AddPolicy(PushRateLimits.Connect, context => attemptsPerMinute <= 0
+                ? RateLimitPartition.GetNoLimiter("all")
+                : RateLimitPartition.GetFixedWindowLimiter(context.Connection.RemoteIpAddress?.ToString() ?? "unknown", _ => new FixedWindowRateLimiterOptions
+                {
+                    PermitLimit = attemptsPerMinute,
+                    Window = TimeSpan.FromMinutes(1),
+                    QueueLimit = 0,
+                }));
+            limiter.AddPolicy(PushRateLimits.Publish, context => publishesPerSecond <= 0
+                ? RateLimitPartition.GetNoLimiter("all")
+                : RateLimitPartition.GetTokenBucketLimiter(PushRateLimits.CallerKey(context), _ => new TokenBucketRateLimiterOptions
+                {
+                    TokenLimit = publishesPerSecond * 2,
+                    TokensPerPeriod = publishesPerSecond,
+                    ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                    QueueLimit = 0,
+                }));
+        });
     }
 
     /// <summary>Uses the single-node in-memory broker.</summary>

@@ -183,7 +183,9 @@ public sealed class PushClient : IAsyncDisposable
                 _socket = socket;
                 var reading = ReadLoopAsync(socket);
                 var token = _options.TokenProvider is null ? null : await _options.TokenProvider(_disposed.Token);
-                var reply = await RequestAsync(new JsonObject { ["op"] = "connect", ["token"] = token, ["name"] = _options.Name, ["version"] = _options.Version }, null, _disposed.Token);
+                var serverSide = new HashSet<string>(StringComparer.Ordinal);
+                var reply = await RequestAsync(new JsonObject { ["op"] = "connect", ["token"] = token, ["name"] = _options.Name, ["version"] = _options.Version },
+                    r => ApplyConnectResult(r, socket, serverSide), _disposed.Token);
                 if (reply.TryGetProperty("result", out var result))
                 {
                     ClientId = result.GetProperty("client").GetString();
@@ -197,8 +199,16 @@ public sealed class PushClient : IAsyncDisposable
                     connectedOnce = true;
                     foreach (var subscription in _subscriptions.Values)
                     {
-                        subscription.IsActive = false;
-                        _ = EnsureSubscribedAsync(subscription, socket, unsubscribeFirst: false, throwOnRejection: false, _disposed.Token);
+                        if (!serverSide.Contains(subscription.Channel))
+                        {
+                            subscription.IsActive = false;
+                            _ = EnsureSubscribedAsync(subscription, socket, unsubscribeFirst: false, throwOnRejection: false, _disposed.Token);
+                        }
+                    }
+
+                    if (result.TryGetProperty("expires", out var expires) && _options.TokenProvider is not null)
+                    {
+                        _ = RefreshBeforeAsync(DateTimeOffset.FromUnixTimeSeconds(expires.GetInt64()), socket);
                     }
 
                     _firstConnect.TrySetResult();
@@ -259,6 +269,76 @@ public sealed class PushClient : IAsyncDisposable
 
         IsStopped = true;
     }
+
+    /// <summary>
+    /// Takes in the channels the server subscribed at connect (the token's <c>channels</c> claim), on the read loop before any
+    /// of their pushes: new ones become subscriptions; known ones that missed publications are subscribed again from their
+    /// last position, so nothing is lost across the reconnect.
+    /// </summary>
+    private void ApplyConnectResult(JsonElement reply, ClientWebSocket socket, HashSet<string> serverSide)
+    {
+        if (!reply.TryGetProperty("result", out var result) || !result.TryGetProperty("subscriptions", out var subscriptions))
+        {
+            return;
+        }
+
+        foreach (var property in subscriptions.EnumerateObject())
+        {
+            var channel = property.Name;
+            var epoch = property.Value.GetProperty("epoch").GetString()!;
+            var offset = property.Value.GetProperty("offset").GetInt64();
+            serverSide.Add(channel);
+            var subscription = _subscriptions.GetOrAdd(channel, static c => new PushSubscription(c));
+            if (subscription.Epoch is null)
+            {
+                subscription.Epoch = epoch;
+                subscription.Offset = offset;
+                subscription.IsActive = true;
+            }
+            else if (string.Equals(subscription.Epoch, epoch, StringComparison.Ordinal) && subscription.Offset >= offset)
+            {
+                subscription.IsActive = true;
+            }
+            else
+            {
+                subscription.IsActive = false;
+                _ = EnsureSubscribedAsync(subscription, socket, unsubscribeFirst: true, throwOnRejection: false, _disposed.Token);
+            }
+        }
+    }
+
+    /// <summary>Sends <c>refresh</c> with a new token shortly before the connection token expires.</summary>
+    private async Task RefreshBeforeAsync(DateTimeOffset expires, ClientWebSocket socket)
+    {
+        try
+        {
+            var lead = TimeSpan.FromSeconds(Math.Min(30, Math.Max(1, (expires - DateTimeOffset.UtcNow).TotalSeconds / 5)));
+            var wait = expires - lead - DateTimeOffset.UtcNow;
+            if (wait > TimeSpan.Zero)
+            {
+                await Task.Delay(wait, _disposed.Token);
+            }
+
+            if (!ReferenceEquals(_socket, socket) || _options.TokenProvider is null)
+            {
+                return;
+            }
+
+            var token = await _options.TokenProvider(_disposed.Token);
+            var result = Result(await RequestAsync(new JsonObject { ["op"] = "refresh", ["token"] = token }, null, _disposed.Token));
+            if (result.TryGetProperty("expires", out var next))
+            {
+                _ = RefreshBeforeAsync(DateTimeOffset.FromUnixTimeSeconds(next.GetInt64()), socket);
+            }
+        }
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or TimeoutException or PushCommandException)
+        {
+            // Not refreshed: the server closes with 4001 at expiry and the client reconnects with a new token.
+        }
+    }
+
+    /// <summary>Gets a subscription by channel, including those the server made at connect from the token's channels.</summary>
+    public PushSubscription? GetSubscription(string channel) => _subscriptions.GetValueOrDefault(channel);
 
     /// <summary>What a close means for the client (contract section 1.3); a <c>disconnect</c> push's own flag wins.</summary>
     private (bool Reconnect, bool Immediately) ReconnectPolicy(int code, bool? pushed)

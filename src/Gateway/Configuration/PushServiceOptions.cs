@@ -96,9 +96,27 @@ public sealed class AuthOptions
 /// <summary>JWT validation for connection and subscription tokens.</summary>
 public sealed class JwtOptions
 {
-    /// <summary>HS256 shared secret. Empty means tokens are not checked and every client connects anonymously.</summary>
+    /// <summary>HS256 shared secret. Empty (and no public keys or JWKS) means tokens are not checked and every client connects anonymously.</summary>
     /// <value>The default value is empty.</value>
     public string Secret { get; set; } = "";
+
+    /// <summary>Earlier HS256 secrets still accepted while tokens signed with them expire: rotate by adding the new secret as
+    /// <see cref="Secret"/> and moving the old one here until its tokens are gone.</summary>
+    public List<string> PreviousSecrets { get; set; } = [];
+
+    /// <summary>RS256 public keys in PEM (<c>-----BEGIN PUBLIC KEY-----</c>), for backends that sign with a private key.</summary>
+    public List<string> PublicKeys { get; set; } = [];
+
+    /// <summary>A JWKS address (<c>https://issuer/.well-known/jwks.json</c>) whose RS256 keys are fetched, cached and refreshed.</summary>
+    /// <value>The default value is empty.</value>
+    public string JwksUrl { get; set; } = "";
+
+    /// <summary>How often the JWKS is fetched again (also, at most once a minute, when a token names an unknown key).</summary>
+    /// <value>The default value is 10 minutes.</value>
+    public TimeSpan JwksRefreshInterval { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>True when any way of checking tokens is configured.</summary>
+    public bool Enabled => Secret.Length > 0 || PublicKeys.Count > 0 || JwksUrl.Length > 0;
 
     /// <summary>Expected <c>aud</c> claim; empty accepts tokens without checking the audience.</summary>
     public string Audience { get; set; } = "";
@@ -158,6 +176,14 @@ public sealed class NamespaceOptions
     /// <summary>Anonymous clients may subscribe when a JWT secret is set (with no secret every client is anonymous and may).</summary>
     public bool AllowAnonymousSubscribe { get; set; }
 
+    /// <summary>Clients allowed to subscribe may also read the channel's history with the <c>history</c> command.</summary>
+    /// <value>The default value is true.</value>
+    public bool AllowClientHistory { get; set; } = true;
+
+    /// <summary>Clients allowed to subscribe may also read the channel's presence with the <c>presence</c> command.</summary>
+    /// <value>The default value is true.</value>
+    public bool AllowClientPresence { get; set; } = true;
+
     /// <summary>Whether this namespace keeps history at all.</summary>
     public bool KeepsHistory => HistorySize > 0 && HistoryTtl > TimeSpan.Zero;
 }
@@ -188,6 +214,28 @@ public sealed class LimitsOptions
     /// <summary>Largest <c>limit</c> of one history read.</summary>
     /// <value>The default value is 1000.</value>
     public int MaxHistoryLimit { get; set; } = 1000;
+
+    /// <summary>Open WebSockets on this node; past it, upgrades get 503 with Retry-After. 0 is unlimited.</summary>
+    /// <value>The default value is 100000.</value>
+    public int MaxConnections { get; set; } = 100_000;
+
+    /// <summary>Connections of one (non-anonymous) user on this node; past it, <c>connect</c> fails and the connection closes with 4003. 0 is unlimited.</summary>
+    /// <value>The default value is 100.</value>
+    public int MaxConnectionsPerUser { get; set; } = 100;
+
+    /// <summary>WebSocket upgrade attempts per client IP per minute; past it, 429 with Retry-After before any upgrade. 0 is off
+    /// (behind a proxy every client has the proxy's address unless forwarded headers are trusted).</summary>
+    /// <value>The default value is 0.</value>
+    public int ConnectionAttemptsPerIpPerMinute { get; set; }
+
+    /// <summary>Commands one connection may send per second (pongs excepted), with bursts up to twice that; past it, close 4029.</summary>
+    /// <value>The default value is 100.</value>
+    public int CommandsPerSecond { get; set; } = 100;
+
+    /// <summary>Publishes per second per API key (per caller address in protected mode), bursts up to twice that; past it,
+    /// 429 with Retry-After. 0 is unlimited.</summary>
+    /// <value>The default value is 10000.</value>
+    public int PublishesPerSecondPerKey { get; set; } = 10_000;
 
     /// <summary>How long a new connection has to send <c>connect</c>.</summary>
     /// <value>The default value is 10 seconds.</value>

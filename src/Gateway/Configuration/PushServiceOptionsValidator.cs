@@ -65,6 +65,21 @@ internal sealed class PushServiceOptionsValidator : IValidateOptions<PushService
 
         var jwt = options.Auth.Jwt;
         Check(jwt.Secret.Length == 0 || jwt.Secret.Length >= 32, "Auth:Jwt:Secret", "an HS256 secret must be at least 32 characters (256 bits).");
+        Check(jwt.PreviousSecrets.All(s => s.Length >= 32), "Auth:Jwt:PreviousSecrets", "every HS256 secret must be at least 32 characters.");
+        Check(jwt.PreviousSecrets.Count == 0 || jwt.Secret.Length > 0, "Auth:Jwt:PreviousSecrets", "needs a current Auth:Jwt:Secret.");
+        Check(jwt.JwksUrl.Length == 0 || (Uri.TryCreate(jwt.JwksUrl, UriKind.Absolute, out var jwks) && jwks.Scheme is "https" or "http"), "Auth:Jwt:JwksUrl",
+            "must be an absolute http(s) address.");
+        Check(jwt.JwksRefreshInterval >= TimeSpan.FromSeconds(10), "Auth:Jwt:JwksRefreshInterval", "must be at least 10 seconds.");
+        for (var i = 0; i < jwt.PublicKeys.Count; i++)
+        {
+            Check(TokenKeys.TryReadPublicKey(jwt.PublicKeys[i], out _), $"Auth:Jwt:PublicKeys:{i}", "is not a PEM RSA public key.");
+        }
+
+        Check(limits.MaxConnections >= 0, "Limits:MaxConnections", "must not be negative.");
+        Check(limits.MaxConnectionsPerUser >= 0, "Limits:MaxConnectionsPerUser", "must not be negative.");
+        Check(limits.ConnectionAttemptsPerIpPerMinute >= 0, "Limits:ConnectionAttemptsPerIpPerMinute", "must not be negative.");
+        Check(limits.CommandsPerSecond >= 1, "Limits:CommandsPerSecond", "must be at least 1.");
+        Check(limits.PublishesPerSecondPerKey >= 0, "Limits:PublishesPerSecondPerKey", "must not be negative.");
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }

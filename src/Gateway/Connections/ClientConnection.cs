@@ -79,13 +79,26 @@ internal sealed partial class ClientConnection
     /// <summary>Why the server closed the connection, when it did.</summary>
     public Disconnect? ClosedWith => _disconnect;
 
-    public void MarkConnected(string userId, string? name, string? version)
+    public void MarkConnected(string userId, string? name, string? version, DateTimeOffset? expiresAt)
     {
         UserId = userId;
         ClientName = name;
         ClientVersion = version;
+        TokenExpiresAtTicks = expiresAt?.UtcTicks ?? 0;
         IsConnected = true;
     }
+
+    /// <summary>When the connection token expires (UTC ticks); 0 when it does not.</summary>
+    public long TokenExpiresAtTicks
+    {
+        get => Volatile.Read(ref _tokenExpiresAtTicks);
+        set => Volatile.Write(ref _tokenExpiresAtTicks, value);
+    }
+
+    private long _tokenExpiresAtTicks;
+
+    /// <summary>Commands this connection may still send; refilled by the heartbeat every second.</summary>
+    public System.Threading.RateLimiting.TokenBucketRateLimiter? CommandLimiter { get; init; }
 
     /// <summary>Queues a frame shared with other subscribers; a full queue closes the connection with 4500.</summary>
     public void Send(ReadOnlyMemory<byte> frame)
@@ -198,7 +211,10 @@ internal sealed partial class ClientConnection
             var buffer = ArrayPool<byte>.Shared.Rent(Math.Min(4096, _maxMessageBytes + 1));
             try
             {
-                var message = await ReadMessageAsync(buffer, stopping);
+                // An empty message is consumed whole by the zero-byte read; it is a frame like any other.
+                var message = probe.EndOfMessage
+                    ? (Buffer: buffer, Length: 0, Type: probe.MessageType, TooLarge: false)
+                    : await ReadMessageAsync(buffer, stopping);
                 buffer = message.Buffer;
                 if (message.Type == WebSocketMessageType.Close)
                 {

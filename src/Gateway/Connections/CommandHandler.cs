@@ -63,6 +63,16 @@ internal sealed partial class CommandHandler
             return;
         }
 
+        if (connection.CommandLimiter is { } limiter)
+        {
+            using var lease = limiter.AttemptAcquire();
+            if (!lease.IsAcquired)
+            {
+                connection.RequestClose(Disconnect.RateLimited);
+                return;
+            }
+        }
+
         if (command.FieldError is not null)
         {
             connection.SendControl(FrameEncoder.Error(command.Id, ErrorCodes.BadRequest, command.FieldError));
@@ -80,6 +90,7 @@ internal sealed partial class CommandHandler
                 CommandOp.History => await HistoryAsync(connection, command),
                 CommandOp.Presence => await PresenceAsync(connection, command),
                 CommandOp.Ping => FrameEncoder.EmptyResult(command.Id),
+                CommandOp.Refresh => await RefreshAsync(connection, command),
                 _ => Error(command, ErrorCodes.BadRequest, "Unsupported op."),
             };
 
@@ -114,14 +125,122 @@ internal sealed partial class CommandHandler
             return null;
         }
 
-        connection.MarkConnected(identity.UserId, command.Name, command.Version);
+        if (identity.UserId.Length > 0 && !_hub.TryTakeUserSlot(identity.UserId, _options.Limits.MaxConnectionsPerUser))
+        {
+            connection.SendControl(Error(command, ErrorCodes.LimitExceeded, $"User has {_options.Limits.MaxConnectionsPerUser} connections on this node already."));
+            connection.RequestClose(Disconnect.Forbidden);
+            return null;
+        }
+
+        connection.MarkConnected(identity.UserId, command.Name, command.Version, identity.ExpiresAt);
+
+        // Channels the token names are subscribed before the reply, and go live right after it, so the client sees the
+        // reply (with their positions) first and every message after those positions.
+        var serverSide = new List<(Subscription Subscription, StreamPosition Position)>();
+        foreach (var channel in identity.Channels.Distinct(StringComparer.Ordinal).Take(_options.Limits.MaxChannelsPerConnection))
+        {
+            var ns = ChannelName.IsValid(channel) ? _namespaces.Resolve(channel) : null;
+            if (ns is null || !ChannelName.AllowsUser(channel, identity.UserId))
+            {
+                continue;
+            }
+
+            try
+            {
+                var (subscription, history) = await SubscribeCoreAsync(connection, channel, ns, since: null, expiresAtTicks: 0);
+                serverSide.Add((subscription, history.Position));
+            }
+            catch (BrokerUnavailableException)
+            {
+                // The client learns from the reply which channels it holds; it may subscribe to the rest itself.
+            }
+        }
+
         var pingSeconds = (int)Math.Ceiling(_options.WebSocket.PingInterval.TotalSeconds);
-        return FrameEncoder.Result(command.Id, static (w, s) =>
+        var reply = FrameEncoder.Result(command.Id, static (w, s) =>
         {
             w.WriteString("client"u8, s.Client);
             w.WriteString("node"u8, s.Node);
             w.WriteNumber("pingInterval"u8, s.Ping);
-        }, (Client: connection.Id, Node: _node.Id, Ping: pingSeconds));
+            if (s.Expires is { } expires)
+            {
+                w.WriteNumber("expires"u8, expires.ToUnixTimeSeconds());
+            }
+
+            if (s.ServerSide.Count > 0)
+            {
+                w.WriteStartObject("subscriptions"u8);
+                foreach (var (subscription, position) in s.ServerSide)
+                {
+                    w.WriteStartObject(subscription.Channel);
+                    w.WriteString("epoch"u8, position.Epoch);
+                    w.WriteNumber("offset"u8, position.Offset);
+                    w.WriteEndObject();
+                }
+
+                w.WriteEndObject();
+            }
+        }, (Client: connection.Id, Node: _node.Id, Ping: pingSeconds, Expires: identity.ExpiresAt, ServerSide: serverSide));
+
+        connection.SendControl(reply);
+        foreach (var (subscription, position) in serverSide)
+        {
+            subscription.Activate(position, reply: null);
+            await _hub.JoinedAsync(subscription);
+        }
+
+        return null;
+    }
+
+    private async ValueTask<byte[]?> RefreshAsync(ClientConnection connection, Command command)
+    {
+        if (!_tokens.Enabled)
+        {
+            return Error(command, ErrorCodes.BadRequest, "Tokens are not checked on this node; there is nothing to refresh.");
+        }
+
+        var identity = await _tokens.ValidateConnectionTokenAsync(command.Token);
+        if (identity is null || string.IsNullOrEmpty(command.Token))
+        {
+            return Error(command, ErrorCodes.Unauthorized, "The new token is missing, invalid or expired.");
+        }
+
+        if (!string.Equals(identity.UserId, connection.UserId, StringComparison.Ordinal))
+        {
+            return Error(command, ErrorCodes.PermissionDenied, "The new token is for another user.");
+        }
+
+        connection.TokenExpiresAtTicks = identity.ExpiresAt?.UtcTicks ?? 0;
+        return FrameEncoder.Result(command.Id, static (w, e) =>
+        {
+            if (e is { } expires)
+            {
+                w.WriteNumber("expires"u8, expires.ToUnixTimeSeconds());
+            }
+        }, identity.ExpiresAt);
+    }
+
+    /// <summary>
+    /// Adds a pending subscription to the hub and reads the position (and, with <paramref name="since"/>, what was missed).
+    /// The caller activates it once whatever must precede its pushes has been queued.
+    /// </summary>
+    private async ValueTask<(Subscription Subscription, HistoryResult History)> SubscribeCoreAsync(ClientConnection connection, string channel,
+        NamespaceOptions ns, StreamPosition? since, long expiresAtTicks)
+    {
+        var subscription = new Subscription(connection, channel) { Namespace = ns, ExpiresAtTicks = expiresAtTicks };
+        connection.Subscriptions[channel] = subscription;
+        try
+        {
+            await _hub.AddAsync(subscription, CancellationToken.None);
+            var history = await _broker.HistoryAsync(channel, since is { } s ? new HistoryQuery { Since = s } : new HistoryQuery { Limit = 0 });
+            return (subscription, history);
+        }
+        catch
+        {
+            connection.Subscriptions.TryRemove(new KeyValuePair<string, Subscription>(channel, subscription));
+            await _hub.RemoveAsync(subscription);
+            throw;
+        }
     }
 
     private async ValueTask<byte[]?> SubscribeAsync(ClientConnection connection, Command command)
@@ -141,21 +260,19 @@ internal sealed partial class CommandHandler
             return Error(command, ErrorCodes.LimitExceeded, $"A connection may hold at most {_options.Limits.MaxChannelsPerConnection} subscriptions.");
         }
 
-        var subscription = new Subscription(connection, channel) { Namespace = ns };
-        connection.Subscriptions[channel] = subscription;
-        HistoryResult history;
-        try
+        var expiresAtTicks = 0L;
+        if (ns.RequireSubscriptionToken)
         {
-            await _hub.AddAsync(subscription, CancellationToken.None);
-            history = await _broker.HistoryAsync(channel, command.Since is { } since ? new HistoryQuery { Since = since } : new HistoryQuery { Limit = 0 });
-        }
-        catch
-        {
-            connection.Subscriptions.TryRemove(new KeyValuePair<string, Subscription>(channel, subscription));
-            await _hub.RemoveAsync(subscription);
-            throw;
+            var (valid, expiresAt) = await _tokens.ValidateSubscriptionTokenAsync(command.Token, connection.UserId, channel);
+            if (!valid)
+            {
+                return Error(command, ErrorCodes.Unauthorized, "This namespace needs a valid subscription token for this user and channel.");
+            }
+
+            expiresAtTicks = expiresAt?.UtcTicks ?? 0;
         }
 
+        var (subscription, history) = await SubscribeCoreAsync(connection, channel, ns, command.Since, expiresAtTicks);
         var recovered = command.Since is { } s && history.IsCompleteSince(s);
         if (command.Since is not null)
         {
@@ -225,6 +342,11 @@ internal sealed partial class CommandHandler
             return error;
         }
 
+        if (!ns.AllowClientHistory)
+        {
+            return Error(command, ErrorCodes.PermissionDenied, "Clients may not read history in this channel's namespace.");
+        }
+
         if (ns.RequireSubscriptionToken && !connection.Subscriptions.ContainsKey(channel))
         {
             return Error(command, ErrorCodes.PermissionDenied, "This namespace serves history only to subscribers of the channel.");
@@ -247,9 +369,9 @@ internal sealed partial class CommandHandler
             return error;
         }
 
-        if (!ns.Presence)
+        if (!ns.Presence || !ns.AllowClientPresence)
         {
-            return Error(command, ErrorCodes.PermissionDenied, "Presence is not enabled for this channel's namespace.");
+            return Error(command, ErrorCodes.PermissionDenied, "Presence is not enabled for clients in this channel's namespace.");
         }
 
         if (ns.RequireSubscriptionToken && !connection.Subscriptions.ContainsKey(channel))

@@ -70,6 +70,23 @@ internal sealed class ConnectionHeartbeat : BackgroundService
                 continue;
             }
 
+            connection.CommandLimiter?.TryReplenish();
+            var expires = connection.TokenExpiresAtTicks;
+            if (expires != 0 && now > expires)
+            {
+                connection.RequestClose(Disconnect.TokenExpired);
+                continue;
+            }
+
+            foreach (var subscription in connection.Subscriptions.Values)
+            {
+                if (subscription.ExpiresAtTicks != 0 && now > subscription.ExpiresAtTicks)
+                {
+                    // The client subscribes again with a fresh subscription token (and since, so it misses nothing).
+                    connection.ServerUnsubscribe(subscription, FrameEncoder.UnsubscribedPush(subscription.Channel, "token_expired"));
+                }
+            }
+
             var pingSent = connection.PingSentAtTicks;
             if (pingSent != 0 && connection.LastActivityTicks < pingSent)
             {

@@ -1,4 +1,5 @@
 using System.Net.WebSockets;
+using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -58,6 +59,14 @@ internal sealed partial class WebSocketEndpoint
             return;
         }
 
+        if (_options.Limits.MaxConnections > 0 && _hub.ConnectionCount >= _options.Limits.MaxConnections)
+        {
+            context.Response.Headers.RetryAfter = "5";
+            await Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Node is full",
+                detail: "This node holds PushService:Limits:MaxConnections connections; connect to another node.").ExecuteAsync(context);
+            return;
+        }
+
         if (!OriginPolicy.IsAllowed(context.Request, _options.WebSocket))
         {
             Log.OriginRejected(_logger, context.Request.Headers.Origin.ToString());
@@ -74,7 +83,20 @@ internal sealed partial class WebSocketEndpoint
             KeepAliveInterval = TimeSpan.Zero,
         });
 
-        var connection = new ClientConnection(socket, NewConnectionId(), _settings, _sendScheduler.Assign(), _time, _connectionLogger) { Hub = _hub };
+        var commandsPerSecond = _options.Limits.CommandsPerSecond;
+        using var commandLimiter = new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = commandsPerSecond * 2,
+            TokensPerPeriod = commandsPerSecond,
+            ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+            AutoReplenishment = false,
+            QueueLimit = 0,
+        });
+        var connection = new ClientConnection(socket, NewConnectionId(), _settings, _sendScheduler.Assign(), _time, _connectionLogger)
+        {
+            Hub = _hub,
+            CommandLimiter = commandLimiter,
+        };
         _hub.Add(connection);
         _metrics.ConnectionOpened();
         try

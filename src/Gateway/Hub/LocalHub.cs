@@ -18,6 +18,7 @@ public sealed partial class LocalHub : IBrokerEventHandler
 {
     private readonly ConcurrentDictionary<string, HubChannel> _channels = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ClientConnection> _connections = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, int> _userConnections = new(StringComparer.Ordinal);
     private readonly IBroker _broker;
     private readonly IPresenceStore _presence;
     private readonly PresenceOptions _presenceOptions;
@@ -61,7 +62,42 @@ public sealed partial class LocalHub : IBrokerEventHandler
 
     internal void Add(ClientConnection connection) => _connections.TryAdd(connection.Id, connection);
 
-    internal void Remove(ClientConnection connection) => _connections.TryRemove(connection.Id, out _);
+    internal void Remove(ClientConnection connection)
+    {
+        if (_connections.TryRemove(connection.Id, out _) && connection.IsConnected && connection.UserId.Length > 0)
+        {
+            ReleaseUserSlot(connection.UserId);
+        }
+    }
+
+    /// <summary>Counts one more connection of <paramref name="user"/>, unless it already has <paramref name="max"/> (0: no limit).</summary>
+    internal bool TryTakeUserSlot(string user, int max)
+    {
+        while (true)
+        {
+            var current = _userConnections.GetOrAdd(user, 0);
+            if (max > 0 && current >= max)
+            {
+                return false;
+            }
+
+            if (_userConnections.TryUpdate(user, current + 1, current))
+            {
+                return true;
+            }
+        }
+    }
+
+    private void ReleaseUserSlot(string user)
+    {
+        while (_userConnections.TryGetValue(user, out var current))
+        {
+            if (current <= 1 ? _userConnections.TryRemove(new KeyValuePair<string, int>(user, current)) : _userConnections.TryUpdate(user, current - 1, current))
+            {
+                return;
+            }
+        }
+    }
 
     /// <summary>Closes the connections of <paramref name="user"/> on this node and says how many there were.</summary>
     public int DisconnectUser(string user, Disconnect disconnect)

@@ -28,6 +28,9 @@ internal sealed class Subscription
     /// <summary>True once the subscribe reply went out; pushes other than messages wait for it.</summary>
     public bool IsLive => _live;
 
+    /// <summary>When the subscription token expires (UTC ticks); 0 when there is none.</summary>
+    public long ExpiresAtTicks { get; init; }
+
     /// <summary>The options of the channel's namespace (presence, join and leave).</summary>
     public required NamespaceOptions Namespace { get; init; }
 
@@ -55,13 +58,17 @@ internal sealed class Subscription
     /// Sends the subscribe reply, then what arrived while pending and is newer than <paramref name="position"/>,
     /// and makes the subscription live.
     /// </summary>
-    public void Activate(StreamPosition position, byte[] reply)
+    public void Activate(StreamPosition position, byte[]? reply)
     {
         lock (_gate)
         {
             _offset = position.Offset;
             _epoch = position.Epoch;
-            Connection.SendControl(reply);
+            if (reply is not null)
+            {
+                Connection.SendControl(reply);
+            }
+
             foreach (var (publication, frame) in _pending!)
             {
                 SendIfNew(publication, frame);

@@ -31,6 +31,9 @@ public enum CommandOp
 
     /// <summary><c>pong</c>, the answer to a server ping; it has no id and gets no reply.</summary>
     Pong,
+
+    /// <summary><c>refresh</c> (extension): a new connection token for the same connection, before the old one expires.</summary>
+    Refresh,
 }
 
 /// <summary>One decoded client command. Fields a command does not use stay null.</summary>

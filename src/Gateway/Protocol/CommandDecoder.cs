@@ -239,6 +239,7 @@ public static class CommandDecoder
         "presence" => CommandOp.Presence,
         "ping" => CommandOp.Ping,
         "pong" => CommandOp.Pong,
+        "refresh" => CommandOp.Refresh,
         _ => CommandOp.Unknown,
     };
 

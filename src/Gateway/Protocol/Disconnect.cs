@@ -21,6 +21,9 @@ public sealed record Disconnect(int Code, string Reason, bool Reconnect)
     /// <summary>A bad, missing or expired token, or no <c>connect</c> first.</summary>
     public static readonly Disconnect Unauthorized = new(4001, "unauthorized", false);
 
+    /// <summary>The connection token expired and was not refreshed in time.</summary>
+    public static readonly Disconnect TokenExpired = new(4001, "token_expired", false);
+
     /// <summary>Not allowed.</summary>
     public static readonly Disconnect Forbidden = new(4003, "forbidden", false);
 
