@@ -73,6 +73,9 @@ internal sealed partial class ClientConnection
 
     public long QueuedBytes => _queue.QueuedBytes;
 
+    /// <summary>When the send loop last flushed this connection (<see cref="TimeProvider.GetTimestamp"/>); 0 before the first time.</summary>
+    public long LastFlushTimestamp { get; private set; }
+
     /// <summary>The outbound queue, for benchmarks that measure fan-out without a send loop draining it.</summary>
     internal OutboundQueue Queue => _queue;
 
@@ -291,8 +294,9 @@ internal sealed partial class ClientConnection
     /// Sends what is queued; called by the send loop, never twice at once. When the sends complete synchronously (the usual
     /// case) the loop goes straight on to the next connection; otherwise the rest finishes on the send's continuation.
     /// </summary>
-    public void Flush()
+    public void Flush(long now)
     {
+        LastFlushTimestamp = now;
         var flushing = FlushCoreAsync();
         if (flushing.IsCompleted)
         {

@@ -6,9 +6,9 @@ namespace PushService.Gateway.Connections;
 
 /// <summary>
 /// Drives every connection's sends from a few loops, one per core (as Kestrel's I/O queues). A connection with queued
-/// frames is put on its loop's list once; the loop wakes once for the whole list, optionally lets the coalescing window
-/// pass so busy connections gather more frames, and flushes each connection in turn, the send running inline down to the
-/// socket. One wake-up thus serves hundreds of connections, where a writer task per connection would cost a thread-pool
+/// frames is put on its loop's list once; the loop wakes once for the whole list and flushes each connection in turn, the
+/// send running inline down to the socket. A connection that flushed less than the coalescing window ago waits until its
+/// window has passed, gathering more frames meanwhile; one that has been quiet is flushed at once. One wake-up thus serves hundreds of connections, where a writer task per connection would cost a thread-pool
 /// wake-up (and a context switch) per connection per batch.
 /// </summary>
 internal sealed class SendScheduler : IAsyncDisposable
@@ -55,23 +55,56 @@ internal sealed class SendScheduler : IAsyncDisposable
         private async Task RunAsync()
         {
             var reader = _ready.Reader;
-            var lastCycle = 0L;
-            while (await reader.WaitToReadAsync())
+
+            // Connections that flushed less than a window ago wait here, by the time their window ends.
+            var deferred = new PriorityQueue<ClientConnection, long>();
+            Task<bool>? waiting = null;
+            var window = _coalescing.Ticks * _time.TimestampFrequency / TimeSpan.TicksPerSecond;
+            while (true)
             {
-                // The loop just flushed: let the window pass so the connections it will flush carry several frames each.
-                if (lastCycle != 0 && _coalescing > TimeSpan.Zero)
+                // Everything due within half a window goes now too: one wake-up then serves many connections.
+                var now = _time.GetTimestamp();
+                while (deferred.TryPeek(out var due, out var dueAt) && dueAt <= now + (window / 2))
                 {
-                    var since = _time.GetElapsedTime(lastCycle);
-                    if (since < _coalescing)
+                    deferred.Dequeue();
+                    due.Flush(now);
+                }
+
+                while (reader.TryRead(out var connection))
+                {
+                    var readyAt = connection.LastFlushTimestamp + window;
+                    if (window == 0 || connection.LastFlushTimestamp == 0 || readyAt <= now)
                     {
-                        await Task.Delay(_coalescing - since, _time);
+                        connection.Flush(now);
+                    }
+                    else
+                    {
+                        deferred.Enqueue(connection, readyAt);
                     }
                 }
 
-                lastCycle = _time.GetTimestamp();
-                while (reader.TryRead(out var connection))
+                waiting ??= reader.WaitToReadAsync().AsTask();
+                if (deferred.TryPeek(out _, out var nextAt))
                 {
-                    connection.Flush();
+                    var delay = TimeSpan.FromTicks((nextAt - _time.GetTimestamp()) * TimeSpan.TicksPerSecond / _time.TimestampFrequency);
+                    if (delay > TimeSpan.Zero)
+                    {
+                        await Task.WhenAny(waiting, Task.Delay(delay, _time));
+                    }
+                }
+                else
+                {
+                    await waiting;
+                }
+
+                if (waiting.IsCompleted)
+                {
+                    if (!waiting.Result && deferred.Count == 0)
+                    {
+                        return;
+                    }
+
+                    waiting = null;
                 }
             }
         }

@@ -26,6 +26,7 @@ internal sealed partial class WebSocketEndpoint
     private readonly ConnectionSettings _settings;
     private readonly ILogger<ClientConnection> _connectionLogger;
     private readonly ILogger<WebSocketEndpoint> _logger;
+    private int _admitted;
 
     public WebSocketEndpoint(LocalHub hub, SendScheduler sendScheduler, CommandHandler handler, DrainState drain, PushMetrics metrics, TimeProvider time,
         IOptions<PushServiceOptions> options, ILogger<ClientConnection> connectionLogger, ILogger<WebSocketEndpoint> logger)
@@ -59,14 +60,28 @@ internal sealed partial class WebSocketEndpoint
             return;
         }
 
-        if (_options.Limits.MaxConnections > 0 && _hub.ConnectionCount >= _options.Limits.MaxConnections)
+        // The place is taken before the upgrade, so a storm of simultaneous upgrades cannot overshoot the limit.
+        var admitted = Interlocked.Increment(ref _admitted);
+        try
         {
-            context.Response.Headers.RetryAfter = "5";
-            await Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Node is full",
-                detail: "This node holds PushService:Limits:MaxConnections connections; connect to another node.").ExecuteAsync(context);
-            return;
-        }
+            if (_options.Limits.MaxConnections > 0 && admitted > _options.Limits.MaxConnections)
+            {
+                context.Response.Headers.RetryAfter = "5";
+                await Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Node is full",
+                    detail: "This node holds PushService:Limits:MaxConnections connections; connect to another node.").ExecuteAsync(context);
+                return;
+            }
 
+            await AcceptAsync(context);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _admitted);
+        }
+    }
+
+    private async Task AcceptAsync(HttpContext context)
+    {
         if (!OriginPolicy.IsAllowed(context.Request, _options.WebSocket))
         {
             Log.OriginRejected(_logger, context.Request.Headers.Origin.ToString());
