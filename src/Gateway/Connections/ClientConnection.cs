@@ -362,6 +362,13 @@ internal sealed partial class ClientConnection
             _socket.Abort();
             _sendingDone.TrySetResult();
         }
+        catch (Exception ex)
+        {
+            // Nothing may escape into the send loop, which serves every other connection on its core too.
+            Log.SendFailed(_logger, Id, ex);
+            _socket.Abort();
+            _sendingDone.TrySetResult();
+        }
     }
 
     private async ValueTask SendBatchAsync()
@@ -433,6 +440,9 @@ internal sealed partial class ClientConnection
 
         [LoggerMessage(202, LogLevel.Debug, "Connection {ConnectionId} send ended: {Message}")]
         public static partial void SendEnded(ILogger logger, string connectionId, string message);
+
+        [LoggerMessage(203, LogLevel.Error, "Sending to connection {ConnectionId} failed unexpectedly; it was aborted.")]
+        public static partial void SendFailed(ILogger logger, string connectionId, Exception exception);
     }
 }
 

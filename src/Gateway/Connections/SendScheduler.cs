@@ -59,7 +59,8 @@ internal sealed class SendScheduler : IAsyncDisposable
             // Connections that flushed less than a window ago wait here, by the time their window ends.
             var deferred = new PriorityQueue<ClientConnection, long>();
             Task<bool>? waiting = null;
-            var window = _coalescing.Ticks * _time.TimestampFrequency / TimeSpan.TicksPerSecond;
+            // In timestamp units, computed in floating point: ticks times frequency overflows a long for long windows.
+            var window = (long)(_coalescing.TotalSeconds * _time.TimestampFrequency);
             while (true)
             {
                 // Everything due within half a window goes now too: one wake-up then serves many connections.
@@ -86,7 +87,7 @@ internal sealed class SendScheduler : IAsyncDisposable
                 waiting ??= reader.WaitToReadAsync().AsTask();
                 if (deferred.TryPeek(out _, out var nextAt))
                 {
-                    var delay = TimeSpan.FromTicks((nextAt - _time.GetTimestamp()) * TimeSpan.TicksPerSecond / _time.TimestampFrequency);
+                    var delay = TimeSpan.FromSeconds((nextAt - _time.GetTimestamp()) / (double)_time.TimestampFrequency);
                     if (delay > TimeSpan.Zero)
                     {
                         await Task.WhenAny(waiting, Task.Delay(delay, _time));

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Microsoft.Extensions.Options;
 using PushService.Broker;
 using PushService.Gateway.Configuration;
 using PushService.Gateway.Telemetry;
@@ -16,11 +15,10 @@ public sealed class Publisher
     private readonly PushMetrics _metrics;
 
     /// <summary>Creates the publisher.</summary>
-    public Publisher(IBroker broker, PushMetrics metrics, IOptions<PushServiceOptions> options)
+    public Publisher(IBroker broker, PushMetrics metrics)
     {
         _broker = broker;
         _metrics = metrics;
-        _ = options;
     }
 
     /// <summary>Publishes <paramref name="data"/> (raw, already validated JSON) to <paramref name="channel"/>.</summary>
