@@ -1,10 +1,12 @@
 using System.Buffers.Text;
 using System.Diagnostics;
 using System.Net.WebSockets;
+using System.Runtime.CompilerServices;
 using System.Text;
 using HdrHistogram;
 using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR.Client;
+using PushService.Client;
 
 namespace PushService.LoadGen;
 
@@ -118,26 +120,14 @@ internal sealed class PushServiceTarget(HttpClient http) : ITarget
 
         private async Task ReadAsync()
         {
-            var buffer = new byte[16 * 1024];
+            var box = new StrongBox<byte[]>(new byte[16 * 1024]);
             try
             {
                 while (true)
                 {
-                    var length = 0;
-                    ValueWebSocketReceiveResult result;
-                    do
-                    {
-                        if (length == buffer.Length)
-                        {
-                            Array.Resize(ref buffer, buffer.Length * 2);
-                        }
-
-                        result = await _socket.ReceiveAsync(buffer.AsMemory(length), CancellationToken.None);
-                        length += result.Count;
-                    }
-                    while (!result.EndOfMessage && result.MessageType != WebSocketMessageType.Close);
-
-                    if (result.MessageType == WebSocketMessageType.Close)
+                    var (length, type) = await WebSocketMessages.ReceiveAsync(_socket, box);
+                    var buffer = box.Value!;
+                    if (type == WebSocketMessageType.Close)
                     {
                         _subscribed.TrySetException(new InvalidOperationException($"closed: {_socket.CloseStatus} {_socket.CloseStatusDescription}"));
                         return;

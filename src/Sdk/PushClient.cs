@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net.WebSockets;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -511,25 +512,12 @@ public sealed class PushClient : IAsyncDisposable
 
     private async Task<(int Code, string Reason, bool? Reconnect)> ReadLoopAsync(ClientWebSocket socket)
     {
-        var buffer = new byte[64 * 1024];
+        var buffer = new StrongBox<byte[]>(new byte[64 * 1024]);
         bool? reconnect = null;
         while (true)
         {
-            var length = 0;
-            ValueWebSocketReceiveResult received;
-            do
-            {
-                if (length == buffer.Length)
-                {
-                    Array.Resize(ref buffer, buffer.Length * 2);
-                }
-
-                received = await socket.ReceiveAsync(buffer.AsMemory(length), CancellationToken.None);
-                length += received.Count;
-            }
-            while (!received.EndOfMessage && received.MessageType != WebSocketMessageType.Close);
-
-            if (received.MessageType == WebSocketMessageType.Close)
+            var (length, type) = await WebSocketMessages.ReceiveAsync(socket, buffer);
+            if (type == WebSocketMessageType.Close)
             {
                 if (socket.State == WebSocketState.CloseReceived)
                 {
@@ -540,7 +528,7 @@ public sealed class PushClient : IAsyncDisposable
             }
 
             // A server frame holds one or more objects separated by '\n'.
-            ReadOnlyMemory<byte> frame = buffer.AsMemory(0, length);
+            ReadOnlyMemory<byte> frame = buffer.Value.AsMemory(0, length);
             while (!frame.IsEmpty)
             {
                 var end = frame.Span.IndexOf((byte)'\n');

@@ -10,12 +10,23 @@ using PushService.IntegrationTests.Infrastructure;
 namespace PushService.IntegrationTests;
 
 /// <summary>The broker specification, unchanged, against a real redis-server. Each broker is its own node (own multiplexer).</summary>
-public sealed class RedisBrokerSpecificationTests : BrokerSpecification, IClassFixture<RedisFixture>
+public sealed class RedisBrokerSpecificationTests(RedisFixture redis) : RedisSpecification, IClassFixture<RedisFixture>
 {
-    private readonly RedisFixture _redis;
+    protected override string Configuration => redis.Server.Configuration;
+}
+
+/// <summary>The broker specification against some Redis deployment; subclasses say which.</summary>
+public abstract class RedisSpecification : BrokerSpecification
+{
     private readonly List<ServiceProvider> _providers = [];
 
-    public RedisBrokerSpecificationTests(RedisFixture redis) => _redis = redis;
+    /// <summary>The StackExchange.Redis configuration string of the deployment under test.</summary>
+    protected abstract string Configuration { get; }
+
+    /// <summary>Called with each started broker's connection, for checks of the deployment's kind.</summary>
+    protected virtual void Started(RedisConnection connection)
+    {
+    }
 
     internal static ServiceProvider BuildNode(string configuration, Action<RedisBrokerOptions>? configure = null)
     {
@@ -34,10 +45,11 @@ public sealed class RedisBrokerSpecificationTests : BrokerSpecification, IClassF
 
     protected override async Task<IBroker> CreateBrokerAsync(IBrokerEventHandler handler)
     {
-        var provider = BuildNode(_redis.Server.Configuration);
+        var provider = BuildNode(Configuration);
         _providers.Add(provider);
         var broker = provider.GetRequiredService<RedisBroker>();
         await broker.StartAsync(handler, CancellationToken.None);
+        Started(provider.GetRequiredService<RedisConnection>());
         return broker;
     }
 

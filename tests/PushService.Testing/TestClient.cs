@@ -2,9 +2,11 @@ using Xunit;
 using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Net.WebSockets;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
+using PushService.Client;
 
 namespace PushService.Testing;
 
@@ -194,7 +196,7 @@ public sealed class TestClient : IAsyncDisposable
     private async Task ReadLoopAsync()
     {
         await _startReading.Task;
-        var buffer = new byte[1 << 20];
+        var box = new StrongBox<byte[]>(new byte[1 << 20]);
         try
         {
             while (true)
@@ -204,21 +206,9 @@ public sealed class TestClient : IAsyncDisposable
                     await resume.Task;
                 }
 
-                var length = 0;
-                ValueWebSocketReceiveResult result;
-                do
-                {
-                    if (length == buffer.Length)
-                    {
-                        Array.Resize(ref buffer, buffer.Length * 2);
-                    }
-
-                    result = await _socket.ReceiveAsync(buffer.AsMemory(length), CancellationToken.None);
-                    length += result.Count;
-                }
-                while (!result.EndOfMessage && result.MessageType != WebSocketMessageType.Close);
-
-                if (result.MessageType == WebSocketMessageType.Close)
+                var (length, type) = await WebSocketMessages.ReceiveAsync(_socket, box);
+                var buffer = box.Value!;
+                if (type == WebSocketMessageType.Close)
                 {
                     _closed.TrySetResult(((int)(_socket.CloseStatus ?? 0), _socket.CloseStatusDescription ?? ""));
                     if (_socket.State == WebSocketState.CloseReceived)
