@@ -85,7 +85,7 @@ public static class PushGatewayServiceCollectionExtensions
             .ConfigureResource(r => r.AddService("pushservice-gateway"))
             .WithMetrics(metrics =>
             {
-                metrics.AddMeter(PushTelemetry.Name).AddAspNetCoreInstrumentation().AddPrometheusExporter();
+                metrics.AddMeter(PushTelemetry.Name, "System.Runtime").AddAspNetCoreInstrumentation().AddPrometheusExporter();
                 if (HasOtlpEndpoint(configuration))
                 {
                     metrics.AddOtlpExporter();
