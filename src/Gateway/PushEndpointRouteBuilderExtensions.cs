@@ -27,7 +27,9 @@ public static class PushEndpointRouteBuilderExtensions
         app.UseRateLimiter();
         app.UseWebSockets();
 
-        app.Map("/ws", (HttpContext context, WebSocketEndpoint endpoint) => endpoint.HandleAsync(context)).RequireRateLimiting(PushRateLimits.Connect);
+        // Resolved once: taking it from RequestServices would create a DI scope per request, kept for the socket's lifetime.
+        var webSockets = app.Services.GetRequiredService<WebSocketEndpoint>();
+        app.Map("/ws", (RequestDelegate)webSockets.HandleAsync).RequireRateLimiting(PushRateLimits.Connect);
 
         var api = app.MapGroup("/api/v1");
         api.MapPost("/channels/{channel}/messages", PushApi.PublishAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Publish))
