@@ -248,8 +248,9 @@ public sealed partial class LocalHub : IBrokerEventHandler
                 return;
             }
 
+            // The broker subscription goes before the channel leaves the map: a new first subscriber waits on this gate,
+            // sees Removed, and only then subscribes the broker again, never while the old subscription still stands.
             channel.Removed = true;
-            _channels.TryRemove(new KeyValuePair<string, HubChannel>(channel.Name, channel));
             if (channel.BrokerSubscribed)
             {
                 try
@@ -262,6 +263,8 @@ public sealed partial class LocalHub : IBrokerEventHandler
                     Log.BrokerUnsubscribeFailed(_logger, channel.Name, ex);
                 }
             }
+
+            _channels.TryRemove(new KeyValuePair<string, HubChannel>(channel.Name, channel));
         }
         finally
         {
