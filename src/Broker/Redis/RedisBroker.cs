@@ -23,8 +23,6 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     /// <summary>The name of the resilience pipeline the broker runs its Redis calls through.</summary>
     public const string PipelineName = "pushservice-redis";
 
-    private static readonly string[] TransientServerErrors = ["LOADING", "MASTERDOWN", "READONLY", "CLUSTERDOWN", "TRYAGAIN", "BUSY"];
-
     private readonly ConcurrentDictionary<string, ChannelFeed> _feeds = new(StringComparer.Ordinal);
     private readonly RedisConnection _connection;
     private readonly RedisBrokerOptions _options;
@@ -57,7 +55,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
             .Handle<RedisConnectionException>()
             .Handle<RedisTimeoutException>()
             .Handle<TimeoutRejectedException>()
-            .Handle<RedisServerException>(IsTransient);
+            .Handle<RedisServerException>(RedisFailures.IsTransient);
         builder
             .AddCircuitBreaker(new CircuitBreakerStrategyOptions
             {
@@ -409,10 +407,9 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
         {
             throw new BrokerUnavailableException("The Redis backplane is failing; publishing is paused.", ex) { RetryAfter = _options.BreakDuration };
         }
-        catch (Exception ex) when (ex is TimeoutRejectedException or RedisConnectionException or RedisTimeoutException
-            || (ex is RedisServerException server && IsTransient(server)))
+        catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
         {
-            throw new BrokerUnavailableException($"The Redis backplane did not answer: {ex.Message}", ex) { RetryAfter = _options.BreakDuration };
+            throw RedisFailures.Unavailable(ex, _options.BreakDuration);
         }
     }
 
@@ -423,14 +420,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
             throw new BrokerUnavailableException("The Redis backplane is not connected.") { RetryAfter = _options.BreakDuration };
         }
 
-        try
-        {
-            return await call().WaitAsync(_options.OperationTimeout);
-        }
-        catch (Exception ex) when (ex is TimeoutException or RedisConnectionException or RedisTimeoutException)
-        {
-            throw new BrokerUnavailableException($"The Redis backplane did not answer: {ex.Message}", ex) { RetryAfter = _options.BreakDuration };
-        }
+        return await RedisFailures.GuardAsync(() => call().WaitAsync(_options.OperationTimeout), _options.BreakDuration);
     }
 
     private async Task SafeUnsubscribeAsync(ChannelMessageQueue queue)
@@ -445,9 +435,6 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
             Log.UnsubscribeFailed(_logger, queue.Channel.ToString(), ex.Message);
         }
     }
-
-    private static bool IsTransient(RedisServerException ex) =>
-        TransientServerErrors.Any(prefix => ex.Message.StartsWith(prefix, StringComparison.Ordinal));
 
     private static partial class Log
     {

@@ -14,6 +14,7 @@ namespace PushService.Broker.Redis;
 public sealed partial class RedisControlPlane : IControlPlane, IAsyncDisposable
 {
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan RetryAfter = TimeSpan.FromSeconds(1);
     private readonly ConcurrentDictionary<string, PendingCommand> _pending = new(StringComparer.Ordinal);
     private readonly RedisConnection _connection;
     private readonly TimeProvider _time;
@@ -53,10 +54,10 @@ public sealed partial class RedisControlPlane : IControlPlane, IAsyncDisposable
         var db = (await _connection.GetAsync()).GetDatabase();
         var json = JsonSerializer.SerializeToUtf8Bytes(report);
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        await Guard(() => Task.WhenAll(
+        await RedisFailures.GuardAsync(() => Task.WhenAll(
             db.StringSetAsync(_connection.Keys.Node(report.Node), json, ttl),
             db.SortedSetAddAsync(_connection.Keys.Nodes, report.Node, now),
-            db.SortedSetRemoveRangeByScoreAsync(_connection.Keys.Nodes, double.NegativeInfinity, now - (ttl.TotalMilliseconds * 3))));
+            db.SortedSetRemoveRangeByScoreAsync(_connection.Keys.Nodes, double.NegativeInfinity, now - (ttl.TotalMilliseconds * 3))), RetryAfter);
     }
 
     /// <inheritdoc />
@@ -64,10 +65,10 @@ public sealed partial class RedisControlPlane : IControlPlane, IAsyncDisposable
     {
         var db = (await _connection.GetAsync()).GetDatabase();
         var since = _time.GetUtcNow().ToUnixTimeMilliseconds() - _reportTtl.TotalMilliseconds;
-        var ids = await Guard(() => db.SortedSetRangeByScoreAsync(_connection.Keys.Nodes, since, double.PositiveInfinity));
+        var ids = await RedisFailures.GuardAsync(() => db.SortedSetRangeByScoreAsync(_connection.Keys.Nodes, since, double.PositiveInfinity), RetryAfter);
 
         // One GET per node: under Redis Cluster node keys live on different slots, so no MGET.
-        var reports = await Guard(() => Task.WhenAll(ids.Select(id => db.StringGetAsync(_connection.Keys.Node(id!)))));
+        var reports = await RedisFailures.GuardAsync(() => Task.WhenAll(ids.Select(id => db.StringGetAsync(_connection.Keys.Node(id!)))), RetryAfter);
         var result = new List<NodeReport>(reports.Length);
         foreach (var value in reports)
         {
@@ -90,7 +91,7 @@ public sealed partial class RedisControlPlane : IControlPlane, IAsyncDisposable
         try
         {
             var subscriber = (await _connection.GetAsync()).GetSubscriber();
-            await Guard(() => subscriber.PublishAsync(RedisChannel.Literal(_connection.Keys.ControlBroadcast), JsonSerializer.SerializeToUtf8Bytes(command)));
+            await RedisFailures.GuardAsync(() => subscriber.PublishAsync(RedisChannel.Literal(_connection.Keys.ControlBroadcast), JsonSerializer.SerializeToUtf8Bytes(command)), RetryAfter);
             await Task.WhenAny(pending.AllAnswered, Task.Delay(CommandTimeout, _time, cancellationToken));
             return pending.Total;
         }
@@ -153,24 +154,6 @@ public sealed partial class RedisControlPlane : IControlPlane, IAsyncDisposable
             Log.CommandFailed(_logger, ex);
         }
     }
-
-    private static async Task<T> Guard<T>(Func<Task<T>> call)
-    {
-        try
-        {
-            return await call();
-        }
-        catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException)
-        {
-            throw new BrokerUnavailableException($"The Redis backplane did not answer: {ex.Message}", ex);
-        }
-    }
-
-    private static async Task Guard(Func<Task> call) => await Guard(async () =>
-    {
-        await call();
-        return 0;
-    });
 
     private sealed record ControlCommand(string Type, string Id, string From, string User, bool Reconnect);
 

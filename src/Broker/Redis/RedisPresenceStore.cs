@@ -8,6 +8,7 @@ namespace PushService.Broker.Redis;
 /// </summary>
 public sealed class RedisPresenceStore : IPresenceStore
 {
+    private static readonly TimeSpan RetryAfter = TimeSpan.FromSeconds(1);
     private readonly RedisConnection _connection;
 
     /// <summary>Creates the store.</summary>
@@ -17,9 +18,9 @@ public sealed class RedisPresenceStore : IPresenceStore
     public async ValueTask AddAsync(string channel, PresenceEntry entry, TimeSpan ttl, CancellationToken cancellationToken = default)
     {
         var db = await DatabaseAsync();
-        await Run(() => db.ScriptEvaluateAsync(RedisScripts.PresenceAdd,
+        await RedisFailures.GuardAsync(() => db.ScriptEvaluateAsync(RedisScripts.PresenceAdd,
             [_connection.Keys.PresenceExpiry(channel), _connection.Keys.PresenceInfo(channel)],
-            [entry.Client, entry.User, (long)ttl.TotalMilliseconds]));
+            [entry.Client, entry.User, (long)ttl.TotalMilliseconds]), RetryAfter);
     }
 
     /// <inheritdoc />
@@ -30,15 +31,15 @@ public sealed class RedisPresenceStore : IPresenceStore
         var removeExpiry = batch.SortedSetRemoveAsync(_connection.Keys.PresenceExpiry(channel), client);
         var removeInfo = batch.HashDeleteAsync(_connection.Keys.PresenceInfo(channel), client);
         batch.Execute();
-        await Run(() => Task.WhenAll(removeExpiry, removeInfo));
+        await RedisFailures.GuardAsync(() => Task.WhenAll(removeExpiry, removeInfo), RetryAfter);
     }
 
     /// <inheritdoc />
     public async ValueTask<IReadOnlyList<PresenceEntry>> GetAsync(string channel, CancellationToken cancellationToken = default)
     {
         var db = await DatabaseAsync();
-        var result = (RedisResult[])(await Run(() => db.ScriptEvaluateAsync(RedisScripts.PresenceGet,
-            [_connection.Keys.PresenceExpiry(channel), _connection.Keys.PresenceInfo(channel)])))!;
+        var result = (RedisResult[])(await RedisFailures.GuardAsync(() => db.ScriptEvaluateAsync(RedisScripts.PresenceGet,
+            [_connection.Keys.PresenceExpiry(channel), _connection.Keys.PresenceInfo(channel)]), RetryAfter))!;
         var entries = new List<PresenceEntry>(result.Length / 2);
         for (var i = 0; i + 1 < result.Length; i += 2)
         {
@@ -57,27 +58,5 @@ public sealed class RedisPresenceStore : IPresenceStore
         }
 
         return multiplexer.GetDatabase();
-    }
-
-    private static async Task<T> Run<T>(Func<Task<T>> call)
-    {
-        try
-        {
-            return await call();
-        }
-        catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException)
-        {
-            throw new BrokerUnavailableException($"The Redis backplane did not answer: {ex.Message}", ex);
-        }
-    }
-
-    private static async Task<bool> Run(Func<Task> call)
-    {
-        await Run(async () =>
-        {
-            await call();
-            return true;
-        });
-        return true;
     }
 }

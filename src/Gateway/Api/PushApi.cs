@@ -196,27 +196,12 @@ internal static class PushApi
         try
         {
             var entries = await presence.GetAsync(name, context.RequestAborted);
-            return RawJsonResult.Write(entries, static (w, e) => WriteClients(w, e));
+            return RawJsonResult.Write(entries, static (w, e) => FrameEncoder.WriteClients(w, e));
         }
         catch (BrokerUnavailableException ex)
         {
             return ApiProblems.Unavailable(ex.RetryAfter, ex.Message);
         }
-    }
-
-    /// <summary>Writes <c>"clients":[{"client","user"}]</c>.</summary>
-    public static void WriteClients(Utf8JsonWriter writer, IReadOnlyList<PresenceEntry> entries)
-    {
-        writer.WriteStartArray("clients"u8);
-        foreach (var entry in entries)
-        {
-            writer.WriteStartObject();
-            writer.WriteString("client"u8, entry.Client);
-            writer.WriteString("user"u8, entry.User);
-            writer.WriteEndObject();
-        }
-
-        writer.WriteEndArray();
     }
 
     public static async Task<IResult> ChannelsAsync(HttpContext context, ClusterService cluster)

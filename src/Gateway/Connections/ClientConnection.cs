@@ -71,8 +71,6 @@ internal sealed partial class ClientConnection
     /// <summary>The connection's subscriptions by channel; changed by its own commands and by server-side unsubscribes.</summary>
     public ConcurrentDictionary<string, Subscription> Subscriptions { get; } = new(StringComparer.Ordinal);
 
-    public long QueuedBytes => _queue.QueuedBytes;
-
     /// <summary>When the send loop last flushed this connection (<see cref="TimeProvider.GetTimestamp"/>); 0 before the first time.</summary>
     public long LastFlushTimestamp { get; private set; }
 

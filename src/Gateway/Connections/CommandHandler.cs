@@ -380,7 +380,7 @@ internal sealed partial class CommandHandler
         }
 
         var entries = await _presence.GetAsync(channel);
-        return FrameEncoder.Result(command.Id, static (w, e) => Api.PushApi.WriteClients(w, e), entries);
+        return FrameEncoder.Result(command.Id, static (w, e) => FrameEncoder.WriteClients(w, e), entries);
     }
 
     /// <summary>Checks the channel name, its namespace and the user limit shared by subscribe, publish and history.</summary>

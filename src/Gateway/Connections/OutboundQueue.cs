@@ -22,9 +22,6 @@ internal sealed class OutboundQueue
         _maxMessages = maxMessages;
     }
 
-    /// <summary>Bytes queued and not yet taken by the sender.</summary>
-    public long QueuedBytes => Volatile.Read(ref _bytes);
-
     public bool IsEmpty => _frames.IsEmpty;
 
     /// <summary>Queues a frame. False when it would overflow the bounds or the queue is completed.</summary>

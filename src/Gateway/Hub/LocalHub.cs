@@ -42,9 +42,6 @@ public sealed partial class LocalHub : IBrokerEventHandler
     /// <summary>Subscriptions of all connections on this node.</summary>
     public int SubscriptionCount => Volatile.Read(ref _subscriptionCount);
 
-    /// <summary>Channels with local subscribers.</summary>
-    public int ChannelCount => _channels.Count;
-
     internal IEnumerable<ClientConnection> Connections => _connections.Values;
 
     /// <summary>Channels with local subscribers and how many each has.</summary>

@@ -116,6 +116,21 @@ public static class FrameEncoder
         writer.WriteEndArray();
     }
 
+    /// <summary>Writes <c>"clients":[{"client":…,"user":…},…]</c>, the presence result of the command and of the REST API.</summary>
+    public static void WriteClients(Utf8JsonWriter writer, IReadOnlyList<PresenceEntry> entries)
+    {
+        writer.WriteStartArray("clients"u8);
+        foreach (var entry in entries)
+        {
+            writer.WriteStartObject();
+            writer.WriteString("client"u8, entry.Client);
+            writer.WriteString("user"u8, entry.User);
+            writer.WriteEndObject();
+        }
+
+        writer.WriteEndArray();
+    }
+
     private static byte[] Write<TState>(long id, Action<Utf8JsonWriter, TState> writeResult, TState state)
     {
         return Encode((id, writeResult, state), static (w, s) =>
