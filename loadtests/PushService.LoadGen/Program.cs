@@ -173,7 +173,16 @@ internal static class Scenarios
         GC.Collect();
         var before = ProcessStats.MemoryKiB(options.Pids, "VmRSS");
         var metrics = new DeliveryMetrics();
-        var (subscribers, connectSeconds) = await ConnectAllAsync(options, target, metrics);
+
+        // Opened in two halves, RSS read between them: the second half's growth is the marginal cost of a connection,
+        // without the one-time costs the first connections pay (code compiled, pools and tables sized).
+        var half = options.Connections / 2;
+        var (firstHalf, firstSeconds) = await ConnectAllAsync(options, target, metrics, 0, half);
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        var middle = ProcessStats.MemoryKiB(options.Pids, "VmRSS");
+        var (secondHalf, secondSeconds) = await ConnectAllAsync(options, target, metrics, half, options.Connections - half);
+        List<IAsyncDisposable> subscribers = [.. firstHalf, .. secondHalf];
+        var connectSeconds = firstSeconds + secondSeconds;
         await Task.Delay(options.Duration);
         var after = ProcessStats.MemoryKiB(options.Pids, "VmRSS");
         var peak = ProcessStats.MemoryKiB(options.Pids, "VmHWM");
@@ -189,6 +198,8 @@ internal static class Scenarios
             ["peakKiB"] = peak,
             ["rssGrowthKiBPerConnection"] = options.Pids.Count == 0 ? null : Math.Round((after - before) / (double)options.Connections, 2),
             ["peakGrowthKiBPerConnection"] = options.Pids.Count == 0 ? null : Math.Round((peak - before) / (double)options.Connections, 2),
+            ["rssMiddleKiB"] = middle,
+            ["marginalKiBPerConnection"] = options.Pids.Count == 0 ? null : Math.Round((after - middle) / (double)(options.Connections - half), 2),
         };
     }
 
@@ -244,18 +255,22 @@ internal static class Scenarios
         };
     }
 
-    private static async Task<(List<IAsyncDisposable> Subscribers, double Seconds)> ConnectAllAsync(LoadOptions options, ITarget target, DeliveryMetrics metrics)
+    private static Task<(List<IAsyncDisposable> Subscribers, double Seconds)> ConnectAllAsync(LoadOptions options, ITarget target, DeliveryMetrics metrics) =>
+        ConnectAllAsync(options, target, metrics, 0, options.Connections);
+
+    /// <summary>Opens subscribers <paramref name="first"/> to <paramref name="first"/> + <paramref name="count"/> - 1.</summary>
+    private static async Task<(List<IAsyncDisposable> Subscribers, double Seconds)> ConnectAllAsync(LoadOptions options, ITarget target, DeliveryMetrics metrics, int first, int count)
     {
-        var subscribers = new IAsyncDisposable[options.Connections];
+        var subscribers = new IAsyncDisposable[count];
         var clock = Stopwatch.StartNew();
-        await Parallel.ForEachAsync(Enumerable.Range(0, options.Connections), new ParallelOptions { MaxDegreeOfParallelism = options.ConnectParallelism }, async (i, ct) =>
+        await Parallel.ForEachAsync(Enumerable.Range(first, count), new ParallelOptions { MaxDegreeOfParallelism = options.ConnectParallelism }, async (i, ct) =>
         {
-            subscribers[i] = await target.SubscribeAsync(options.Endpoints[i % options.Endpoints.Count], [.. options.ChannelsOf(i)], metrics, ct);
+            subscribers[i - first] = await target.SubscribeAsync(options.Endpoints[i % options.Endpoints.Count], [.. options.ChannelsOf(i)], metrics, ct);
         });
         var seconds = clock.Elapsed.TotalSeconds;
         if (!options.Quiet)
         {
-            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"connected {options.Connections} in {seconds:F1}s"));
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"connected {count} in {seconds:F1}s"));
         }
 
         return ([.. subscribers], seconds);

@@ -25,11 +25,10 @@ public static class PushEndpointRouteBuilderExtensions
         app.UseStatusCodePages();
         app.UseRouting();
         app.UseRateLimiter();
-        app.UseWebSockets();
 
         // Resolved once: taking it from RequestServices would create a DI scope per request, kept for the socket's lifetime.
         var webSockets = app.Services.GetRequiredService<WebSocketEndpoint>();
-        app.Map("/ws", (RequestDelegate)webSockets.HandleAsync).RequireRateLimiting(PushRateLimits.Connect);
+        app.Map(WebSocketEndpoint.Path, (RequestDelegate)webSockets.HandleAsync);
 
         var api = app.MapGroup("/api/v1");
         api.MapPost("/channels/{channel}/messages", PushApi.PublishAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Publish))

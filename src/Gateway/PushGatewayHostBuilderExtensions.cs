@@ -1,4 +1,9 @@
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using PushService.Gateway.Connections;
+using PushService.Gateway.Transport;
 
 namespace Microsoft.AspNetCore.Builder;
 
@@ -11,10 +16,26 @@ public static class PushGatewayHostBuilderExtensions
     /// nothing the gateway runs on those continuations blocks. <c>PushService:Server:InlineSocketScheduling=false</c>
     /// turns it off.
     /// </summary>
+    /// <remarks>
+    /// Also puts <see cref="WebSocketConnectionMiddleware"/> in front of every endpoint's HTTP pipeline, so WebSocket
+    /// upgrades of <c>/ws</c> run on the bare connection (<c>PushService:Server:DirectWebSockets=false</c> leaves them to the
+    /// HTTP pipeline's <c>/ws</c> endpoint).
+    /// </remarks>
     public static WebApplicationBuilder UsePushGatewayServer(this WebApplicationBuilder builder)
     {
         var inline = builder.Configuration.GetValue("PushService:Server:InlineSocketScheduling", defaultValue: true);
         builder.WebHost.UseSockets(options => options.UnsafePreferInlineScheduling = inline);
+        if (builder.Configuration.GetValue("PushService:Server:DirectWebSockets", defaultValue: true))
+        {
+            builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(listen => listen.Use(next =>
+            {
+                var services = listen.ApplicationServices;
+                var middleware = new WebSocketConnectionMiddleware(next, services.GetRequiredService<WebSocketEndpoint>(),
+                    services.GetRequiredService<ILogger<WebSocketConnectionMiddleware>>());
+                return middleware.OnConnectionAsync;
+            })));
+        }
+
         return builder;
     }
 }

@@ -1,5 +1,5 @@
 using System.Diagnostics.Metrics;
-using System.Net.WebSockets;
+using System.IO.Pipelines;
 using System.Text;
 using BenchmarkDotNet.Attributes;
 using Microsoft.Extensions.DependencyInjection;
@@ -46,8 +46,9 @@ public class FanOutBenchmarks
         var position = new StreamPosition(0, "bench");
         for (var i = 0; i < Subscribers; i++)
         {
-            var socket = WebSocket.CreateFromStream(Stream.Null, new WebSocketCreationOptions { IsServer = true });
-            var connection = new ClientConnection(socket, $"c{i}", settings, _loop, TimeProvider.System, NullLogger.Instance) { Hub = _hub };
+            var pipe = new Pipe();
+            var transport = new DuplexPipe(pipe.Reader, pipe.Writer);
+            var connection = new ClientConnection(transport, () => { }, $"c{i}", settings, _loop, TimeProvider.System, NullLogger.Instance) { Hub = _hub };
             var subscription = new Subscription(connection, "bench") { Namespace = options.Value.DefaultNamespace };
             _hub.AddAsync(subscription, CancellationToken.None).AsTask().GetAwaiter().GetResult();
             subscription.Activate(position, "{}"u8.ToArray());
@@ -75,3 +76,6 @@ public class FanOutBenchmarks
         }
     }
 }
+
+/// <summary>A pipe pair for connections whose sends the benchmark never drains.</summary>
+internal sealed record DuplexPipe(PipeReader Input, PipeWriter Output) : IDuplexPipe;

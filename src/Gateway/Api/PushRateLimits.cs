@@ -7,9 +7,6 @@ namespace PushService.Gateway.Api;
 /// <summary>The rate-limit policies of the gateway's endpoints.</summary>
 internal static class PushRateLimits
 {
-    /// <summary>WebSocket upgrades per client IP.</summary>
-    public const string Connect = "pushservice-connect";
-
     /// <summary>Publishes per API key.</summary>
     public const string Publish = "pushservice-publish";
 

@@ -1,25 +1,31 @@
 using System.Buffers;
 using System.Collections.Concurrent;
-using System.Net.WebSockets;
+using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using PushService.Gateway.Hub;
 using PushService.Gateway.Protocol;
+using PushService.Gateway.Transport;
 
 namespace PushService.Gateway.Connections;
 
 /// <summary>
 /// One client WebSocket: its identity once connected, its subscriptions, and its transport: a receive loop that
-/// hands each message to the <see cref="CommandHandler"/>, and a writer loop that drains the bounded outbound
-/// queue, batching queued frames into one WebSocket message separated by <c>\n</c>.
+/// reads client frames and hands each message to the <see cref="CommandHandler"/>, and flushes run by its
+/// <see cref="SendScheduler.SendLoop"/> that drain the bounded outbound queue, batching queued pushes into one
+/// WebSocket message separated by <c>\n</c>, written straight into the transport.
 /// </summary>
 internal sealed partial class ClientConnection
 {
-    /// <summary>Batches are built in a pooled buffer of this size: large enough to batch a burst, small enough to rent freely.</summary>
-    private const int BatchBufferBytes = 64 * 1024;
+    /// <summary>The most pushes one text frame carries, in bytes; a larger push goes in a frame of its own.</summary>
+    private const int BatchBytes = 64 * 1024;
 
-    private static readonly byte[] NewLine = "\n"u8.ToArray();
+    private static ReadOnlySpan<byte> NewLine => "\n"u8;
 
-    private readonly WebSocket _socket;
+    private readonly IDuplexPipe _transport;
+    private readonly Action _abort;
+    private byte[]? _pendingPong;
+    private bool _closeReceived;
     private readonly OutboundQueue _queue;
     private readonly SendScheduler.SendLoop _sendLoop;
     private readonly TaskCompletionSource _sendingDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -34,9 +40,12 @@ internal sealed partial class ClientConnection
     private long _lastActivityTicks;
     private long _pingSentAtTicks;
 
-    public ClientConnection(WebSocket socket, string id, ConnectionSettings settings, SendScheduler.SendLoop sendLoop, TimeProvider time, ILogger logger)
+    /// <summary>Wraps an upgraded connection; <paramref name="transport"/> carries client frames in and server frames out,
+    /// <paramref name="abort"/> ends the underlying connection at once.</summary>
+    public ClientConnection(IDuplexPipe transport, Action abort, string id, ConnectionSettings settings, SendScheduler.SendLoop sendLoop, TimeProvider time, ILogger logger)
     {
-        _socket = socket;
+        _transport = transport;
+        _abort = abort;
         Id = id;
         _queue = new OutboundQueue(settings.QueueMaxBytes, settings.QueueMaxMessages);
         _sendLoop = sendLoop;
@@ -69,7 +78,8 @@ internal sealed partial class ClientConnection
     public bool IsClosing => Volatile.Read(ref _closeRequested) != 0;
 
     /// <summary>The connection's subscriptions by channel; changed by its own commands and by server-side unsubscribes.</summary>
-    public ConcurrentDictionary<string, Subscription> Subscriptions { get; } = new(StringComparer.Ordinal);
+    /// <remarks>Sized for the usual handful: the default capacity costs 300 bytes per connection before any subscription.</remarks>
+    public ConcurrentDictionary<string, Subscription> Subscriptions { get; } = new(concurrencyLevel: 1, capacity: 3, StringComparer.Ordinal);
 
     /// <summary>When the send loop last flushed this connection (<see cref="TimeProvider.GetTimestamp"/>); 0 before the first time.</summary>
     public long LastFlushTimestamp { get; private set; }
@@ -98,8 +108,38 @@ internal sealed partial class ClientConnection
 
     private long _tokenExpiresAtTicks;
 
-    /// <summary>Commands this connection may still send; refilled by the heartbeat every second.</summary>
-    public System.Threading.RateLimiting.TokenBucketRateLimiter? CommandLimiter { get; init; }
+    /// <summary>
+    /// Commands per second this connection may send, in bursts of up to twice that: a token bucket the heartbeat refills
+    /// every second. Two integers rather than a <c>TokenBucketRateLimiter</c>, which costs a few hundred bytes per
+    /// connection (its lock and queue) for a budget one thread spends and one refills.
+    /// </summary>
+    public int CommandsPerSecond
+    {
+        get => _commandsPerSecond;
+        init
+        {
+            _commandsPerSecond = value;
+            _commandTokens = 2 * value;
+        }
+    }
+
+    private readonly int _commandsPerSecond;
+    private int _commandTokens;
+
+    /// <summary>Takes one command from the budget; false when it is spent.</summary>
+    public bool TryTakeCommand() => Interlocked.Decrement(ref _commandTokens) >= 0;
+
+    /// <summary>Adds a second's worth of commands, up to the burst.</summary>
+    public void ReplenishCommands()
+    {
+        int current, next;
+        do
+        {
+            current = Volatile.Read(ref _commandTokens);
+            next = Math.Min(Math.Max(current, 0) + _commandsPerSecond, 2 * _commandsPerSecond);
+        }
+        while (Interlocked.CompareExchange(ref _commandTokens, next, current) != current);
+    }
 
     /// <summary>Queues a frame shared with other subscribers; a full queue closes the connection with 4500.</summary>
     public void Send(ReadOnlyMemory<byte> frame)
@@ -174,19 +214,20 @@ internal sealed partial class ClientConnection
     {
         Interlocked.Exchange(ref _closeRequested, 1);
         _queue.Complete();
-        _socket.Abort();
+        _abort();
         _sendingDone.TrySetResult();
     }
 
-    /// <summary>Runs the connection until it closes: the receive loop here, the writer beside it.</summary>
+    /// <summary>Runs the connection until it closes: the receive loop here, the sends on the connection's send loop.</summary>
     public async Task RunAsync(Func<ClientConnection, ReadOnlyMemory<byte>, ValueTask> handleMessage, CancellationToken stopping)
     {
         try
         {
             await ReceiveLoopAsync(handleMessage, stopping);
         }
-        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException)
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidOperationException)
         {
+            // The transport ended under the read: an abort, a reset, or the peer gone.
             Log.ReceiveEnded(_logger, Id, ex.Message);
         }
         finally
@@ -200,97 +241,94 @@ internal sealed partial class ClientConnection
 
     private async Task ReceiveLoopAsync(Func<ClientConnection, ReadOnlyMemory<byte>, ValueTask> handleMessage, CancellationToken stopping)
     {
-        while (_socket.State is WebSocketState.Open or WebSocketState.CloseSent)
+        var input = _transport.Input;
+        using var reader = new WebSocketReader(_maxMessageBytes);
+        while (true)
         {
-            // A zero-byte read waits for data without holding a buffer: idle connections cost no receive memory.
-            var probe = await _socket.ReceiveAsync(Memory<byte>.Empty, stopping);
-            if (probe.MessageType == WebSocketMessageType.Close)
-            {
-                return;
-            }
-
-            var buffer = ArrayPool<byte>.Shared.Rent(Math.Min(4096, _maxMessageBytes + 1));
+            // With no data the read holds no buffer (Kestrel waits for data before renting one): idle connections cost
+            // no receive memory.
+            var result = await input.ReadAsync(stopping);
+            var buffer = result.Buffer;
             try
             {
-                // An empty message is consumed whole by the zero-byte read; it is a frame like any other.
-                var message = probe.EndOfMessage
-                    ? (Buffer: buffer, Length: 0, Type: probe.MessageType, TooLarge: false)
-                    : await ReadMessageAsync(buffer, stopping);
-                buffer = message.Buffer;
-                if (message.Type == WebSocketMessageType.Close)
+                while (true)
                 {
-                    return;
-                }
+                    var read = reader.Read(ref buffer);
+                    if (read == WebSocketReadResult.NeedMoreData)
+                    {
+                        break;
+                    }
 
-                Volatile.Write(ref _lastActivityTicks, _time.GetUtcNow().UtcTicks);
-                if (IsClosing)
-                {
-                    // Closing: keep reading only to see the client's close frame.
-                    continue;
-                }
+                    Volatile.Write(ref _lastActivityTicks, _time.GetUtcNow().UtcTicks);
+                    switch (read)
+                    {
+                        case WebSocketReadResult.Ping:
+                            // Only the latest ping needs its pong (RFC 6455 section 5.5.3).
+                            Volatile.Write(ref _pendingPong, reader.ControlPayload.ToArray());
+                            Schedule();
+                            break;
+                        case WebSocketReadResult.Close:
+                            _closeReceived = true;
+                            return;
+                        case WebSocketReadResult.ProtocolError:
+                            Log.ProtocolError(_logger, Id, reader.Error ?? "");
+                            RequestClose(Disconnect.ProtocolError);
+                            return;
+                        case WebSocketReadResult.InvalidUtf8:
+                            RequestClose(Disconnect.InvalidPayload);
+                            return;
+                        case WebSocketReadResult.Message:
+                            try
+                            {
+                                await HandleMessageAsync(reader, handleMessage);
+                            }
+                            finally
+                            {
+                                reader.ReleaseMessage();
+                            }
 
-                if (message.TooLarge)
-                {
-                    RequestClose(Disconnect.MessageTooLarge);
-                    continue;
+                            break;
+                    }
                 }
-
-                if (message.Type == WebSocketMessageType.Binary)
-                {
-                    RequestClose(Disconnect.BadRequest);
-                    continue;
-                }
-
-                await handleMessage(this, buffer.AsMemory(0, message.Length));
             }
             finally
             {
-                ArrayPool<byte>.Shared.Return(buffer);
+                input.AdvanceTo(buffer.Start, buffer.End);
+            }
+
+            if (result.IsCompleted || result.IsCanceled)
+            {
+                return;
             }
         }
     }
 
-    /// <summary>Reads one whole message, growing the buffer up to the size limit; past it, reads on and discards.</summary>
-    private async ValueTask<(byte[] Buffer, int Length, WebSocketMessageType Type, bool TooLarge)> ReadMessageAsync(byte[] buffer, CancellationToken stopping)
+    private ValueTask HandleMessageAsync(WebSocketReader reader, Func<ClientConnection, ReadOnlyMemory<byte>, ValueTask> handleMessage)
     {
-        var length = 0;
-        var tooLarge = false;
-        while (true)
+        if (IsClosing)
         {
-            if (length == buffer.Length)
-            {
-                if (buffer.Length > _maxMessageBytes)
-                {
-                    // Over the limit: discard what follows, keep the buffer as scratch.
-                    tooLarge = true;
-                    length = 0;
-                }
-                else
-                {
-                    var larger = ArrayPool<byte>.Shared.Rent(Math.Min(buffer.Length * 2, _maxMessageBytes + 1));
-                    buffer.AsSpan(0, length).CopyTo(larger);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = larger;
-                }
-            }
-
-            var result = await _socket.ReceiveAsync(buffer.AsMemory(length), stopping);
-            if (result.MessageType == WebSocketMessageType.Close)
-            {
-                return (buffer, 0, WebSocketMessageType.Close, false);
-            }
-
-            length += result.Count;
-            if (result.EndOfMessage)
-            {
-                return (buffer, length, result.MessageType, tooLarge || length > _maxMessageBytes);
-            }
+            // Closing: keep reading only to see the client's close frame.
+            return ValueTask.CompletedTask;
         }
+
+        if (reader.MessageTooLarge)
+        {
+            RequestClose(Disconnect.MessageTooLarge);
+            return ValueTask.CompletedTask;
+        }
+
+        if (reader.MessageType == WebSocketOpcode.Binary)
+        {
+            RequestClose(Disconnect.BadRequest);
+            return ValueTask.CompletedTask;
+        }
+
+        return handleMessage(this, reader.Message);
     }
 
     /// <summary>
-    /// Sends what is queued; called by the send loop, never twice at once. When the sends complete synchronously (the usual
-    /// case) the loop goes straight on to the next connection; otherwise the rest finishes on the send's continuation.
+    /// Sends what is queued; called by the send loop, never twice at once. When the flush completes synchronously (the
+    /// usual case) the loop goes straight on to the next connection; otherwise the rest finishes on the flush's continuation.
     /// </summary>
     public void Flush(long now)
     {
@@ -321,12 +359,16 @@ internal sealed partial class ClientConnection
         {
             _queue.Clear();
         }
-        else if (!_queue.IsEmpty || (IsClosing && !_closeSent))
+        else if (!_queue.IsEmpty || Volatile.Read(ref _pendingPong) is not null || (IsClosing && !_closeSent))
         {
             Schedule();
         }
     }
 
+    /// <summary>
+    /// Writes everything due into the transport in one go (a pong, the queued pushes batched into text frames, the closing
+    /// frames), then flushes once. The writes are synchronous copies into the socket's buffer; only the flush may wait.
+    /// </summary>
     private async ValueTask FlushCoreAsync()
     {
         if (_sendingDone.Task.IsCompleted)
@@ -336,9 +378,10 @@ internal sealed partial class ClientConnection
 
         try
         {
-            while (_disconnect != Disconnect.SlowConsumer && _queue.TryPeek(out _))
+            var output = _transport.Output;
+            if (Interlocked.Exchange(ref _pendingPong, null) is { } pong)
             {
-                await SendBatchAsync();
+                WebSocketFrames.Write(output, WebSocketOpcode.Pong, pong);
             }
 
             if (_disconnect == Disconnect.SlowConsumer)
@@ -346,86 +389,84 @@ internal sealed partial class ClientConnection
                 // What a slow consumer had queued is dropped: its SDK recovers it from history.
                 _queue.Clear();
             }
+            else
+            {
+                WriteQueued(output);
+            }
 
-            if (IsClosing && !_closeSent)
+            var closing = IsClosing && !_closeSent;
+            if (closing)
             {
                 _closeSent = true;
-                await SendCloseAsync();
+                WriteClose(output);
+            }
+
+            var flush = output.FlushAsync();
+            var flushed = flush.IsCompletedSuccessfully ? flush.Result : await flush;
+            if (closing || flushed.IsCompleted)
+            {
+                // Closed, or the socket is gone and nothing more can be sent.
                 _sendingDone.TrySetResult();
             }
         }
-        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException)
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidOperationException or ObjectDisposedException)
         {
             Log.SendEnded(_logger, Id, ex.Message);
-            _socket.Abort();
-            _sendingDone.TrySetResult();
+            Abort();
         }
         catch (Exception ex)
         {
             // Nothing may escape into the send loop, which serves every other connection on its core too.
             Log.SendFailed(_logger, Id, ex);
-            _socket.Abort();
-            _sendingDone.TrySetResult();
+            Abort();
         }
     }
 
-    private async ValueTask SendBatchAsync()
+    /// <summary>Writes the queued pushes as text frames, each carrying as many pushes as fit a batch, separated by <c>\n</c>.</summary>
+    private void WriteQueued(PipeWriter output)
     {
-        if (!_queue.TryPeek(out var first))
+        var slots = default(FrameBatch);
+        Span<ReadOnlyMemory<byte>> batch = slots;
+        while (true)
         {
-            return;
-        }
-
-        if (first.Length >= BatchBufferBytes / 2)
-        {
-            // A large frame goes out alone, straight from the shared bytes.
-            _queue.TryDequeue(out first);
-            await _socket.SendAsync(first, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
-            return;
-        }
-
-        var buffer = ArrayPool<byte>.Shared.Rent(BatchBufferBytes);
-        try
-        {
-            var length = 0;
-            while (_queue.TryPeek(out var frame))
+            var count = _queue.DequeueBatch(batch, BatchBytes, out var payloadBytes);
+            if (count == 0)
             {
-                var needed = frame.Length + (length > 0 ? 1 : 0);
-                if (length + needed > buffer.Length)
-                {
-                    break;
-                }
-
-                _queue.TryDequeue(out frame);
-                if (length > 0)
-                {
-                    buffer[length++] = NewLine[0];
-                }
-
-                frame.Span.CopyTo(buffer.AsSpan(length));
-                length += frame.Length;
+                return;
             }
 
-            await _socket.SendAsync(buffer.AsMemory(0, length), WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
+            WebSocketFrames.WriteHeader(output, WebSocketOpcode.Text, payloadBytes);
+            for (var i = 0; i < count; i++)
+            {
+                if (i > 0)
+                {
+                    output.Write(NewLine);
+                }
+
+                output.Write(batch[i].Span);
+            }
+
+            batch[..count].Clear();
         }
     }
 
-    private async ValueTask SendCloseAsync()
+    private void WriteClose(PipeWriter output)
     {
         var disconnect = _disconnect ?? Disconnect.Normal;
-        if (_socket.State is WebSocketState.Open)
+        if (!_closeReceived)
         {
-            await _socket.SendAsync(FrameEncoder.DisconnectPush(disconnect), WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
+            // A client that closed first has said all it will; otherwise it learns why before the close frame.
+            WebSocketFrames.Write(output, WebSocketOpcode.Text, FrameEncoder.DisconnectPush(disconnect));
         }
 
-        if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
-        {
-            await _socket.CloseOutputAsync((WebSocketCloseStatus)disconnect.Code, disconnect.Reason, CancellationToken.None);
-        }
+        WebSocketFrames.WriteClose(output, disconnect.Code, disconnect.Reason);
+    }
+
+    /// <summary>Room for the pushes of one batch, on the stack.</summary>
+    [InlineArray(64)]
+    private struct FrameBatch
+    {
+        private ReadOnlyMemory<byte> _frame;
     }
 
     private static partial class Log
@@ -438,6 +479,9 @@ internal sealed partial class ClientConnection
 
         [LoggerMessage(202, LogLevel.Debug, "Connection {ConnectionId} send ended: {Message}")]
         public static partial void SendEnded(ILogger logger, string connectionId, string message);
+
+        [LoggerMessage(204, LogLevel.Debug, "Connection {ConnectionId} broke the WebSocket protocol: {Error}")]
+        public static partial void ProtocolError(ILogger logger, string connectionId, string error);
 
         [LoggerMessage(203, LogLevel.Error, "Sending to connection {ConnectionId} failed unexpectedly; it was aborted.")]
         public static partial void SendFailed(ILogger logger, string connectionId, Exception exception);

@@ -63,14 +63,10 @@ internal sealed partial class CommandHandler
             return;
         }
 
-        if (connection.CommandLimiter is { } limiter)
+        if (!connection.TryTakeCommand())
         {
-            using var lease = limiter.AttemptAcquire();
-            if (!lease.IsAcquired)
-            {
-                connection.RequestClose(Disconnect.RateLimited);
-                return;
-            }
+            connection.RequestClose(Disconnect.RateLimited);
+            return;
         }
 
         if (command.FieldError is not null)

@@ -70,7 +70,7 @@ internal sealed class ConnectionHeartbeat : BackgroundService
                 continue;
             }
 
-            connection.CommandLimiter?.TryReplenish();
+            connection.ReplenishCommands();
             var expires = connection.TokenExpiresAtTicks;
             if (expires != 0 && now > expires)
             {

@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-
 namespace PushService.Gateway.Connections;
 
 /// <summary>
@@ -7,14 +5,23 @@ namespace PushService.Gateway.Connections;
 /// client is not keeping up, and the caller closes it (4500) rather than slow anyone else down.
 /// Frames are shared, immutable arrays: the same bytes sit in every subscriber's queue.
 /// </summary>
+/// <remarks>
+/// A ring under a lock rather than a <c>ConcurrentQueue</c>: the lock is uncontended almost always (the fan-out adds,
+/// the connection's send loop takes), the ring starts empty and grows only as far as the connection's backlog does, so
+/// an idle connection holds no slots at all, and the send loop can take a whole batch in one go.
+/// </remarks>
 internal sealed class OutboundQueue
 {
-    private readonly ConcurrentQueue<ReadOnlyMemory<byte>> _frames = new();
+    private const int InitialSlots = 4;
+
+    private readonly Lock _lock = new();
     private readonly long _maxBytes;
     private readonly int _maxMessages;
-    private long _bytes;
+    private ReadOnlyMemory<byte>[]? _slots;
+    private int _head;
     private int _count;
-    private volatile bool _completed;
+    private long _bytes;
+    private bool _completed;
 
     public OutboundQueue(long maxBytes, int maxMessages)
     {
@@ -22,66 +29,151 @@ internal sealed class OutboundQueue
         _maxMessages = maxMessages;
     }
 
-    public bool IsEmpty => _frames.IsEmpty;
+    public bool IsEmpty => Volatile.Read(ref _count) == 0;
 
     /// <summary>Queues a frame. False when it would overflow the bounds or the queue is completed.</summary>
     public bool TryEnqueue(ReadOnlyMemory<byte> frame)
     {
-        if (_completed)
+        lock (_lock)
         {
-            return false;
-        }
+            if (_completed || _bytes + frame.Length > _maxBytes || _count + 1 > _maxMessages)
+            {
+                return false;
+            }
 
-        var bytes = Interlocked.Add(ref _bytes, frame.Length);
-        var count = Interlocked.Increment(ref _count);
-        if (bytes > _maxBytes || count > _maxMessages)
-        {
-            Interlocked.Add(ref _bytes, -frame.Length);
-            Interlocked.Decrement(ref _count);
-            return false;
+            Add(frame);
+            return true;
         }
-
-        _frames.Enqueue(frame);
-        return true;
     }
 
     /// <summary>Queues a reply or control push, which counts toward the bound but never trips it; false once completed.</summary>
     public bool TryEnqueueControl(ReadOnlyMemory<byte> frame)
     {
-        if (_completed)
+        lock (_lock)
         {
-            return false;
-        }
+            if (_completed)
+            {
+                return false;
+            }
 
-        Interlocked.Add(ref _bytes, frame.Length);
-        Interlocked.Increment(ref _count);
-        _frames.Enqueue(frame);
-        return true;
+            Add(frame);
+            return true;
+        }
     }
 
-    public bool TryPeek(out ReadOnlyMemory<byte> frame) => _frames.TryPeek(out frame);
+    public bool TryPeek(out ReadOnlyMemory<byte> frame)
+    {
+        lock (_lock)
+        {
+            frame = _count > 0 ? _slots![_head] : default;
+            return _count > 0;
+        }
+    }
 
     /// <summary>Takes the next frame for sending.</summary>
     public bool TryDequeue(out ReadOnlyMemory<byte> frame)
     {
-        if (!_frames.TryDequeue(out frame))
+        lock (_lock)
         {
-            return false;
+            if (_count == 0)
+            {
+                frame = default;
+                return false;
+            }
+
+            frame = Take();
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Takes the frames that fit one batch: at least one, then more while the total, with a one-byte separator between
+    /// frames, stays within <paramref name="maxBytes"/>. Returns how many were taken into <paramref name="batch"/>.
+    /// </summary>
+    public int DequeueBatch(Span<ReadOnlyMemory<byte>> batch, int maxBytes, out int batchBytes)
+    {
+        batchBytes = 0;
+        var taken = 0;
+        lock (_lock)
+        {
+            while (_count > 0 && taken < batch.Length)
+            {
+                var next = _slots![_head];
+                var needed = next.Length + (taken > 0 ? 1 : 0);
+                if (taken > 0 && batchBytes + needed > maxBytes)
+                {
+                    break;
+                }
+
+                batch[taken++] = Take();
+                batchBytes += needed;
+            }
         }
 
-        Interlocked.Add(ref _bytes, -frame.Length);
-        Interlocked.Decrement(ref _count);
-        return true;
+        return taken;
     }
 
     /// <summary>No more frames are accepted; what is queued may still be sent (or dropped).</summary>
-    public void Complete() => _completed = true;
+    public void Complete()
+    {
+        lock (_lock)
+        {
+            _completed = true;
+        }
+    }
 
-    /// <summary>Drops everything queued.</summary>
+    /// <summary>Drops everything queued and gives the slots back.</summary>
     public void Clear()
     {
-        while (TryDequeue(out _))
+        lock (_lock)
         {
+            _slots = null;
+            _head = 0;
+            _count = 0;
+            _bytes = 0;
         }
+    }
+
+    private void Add(ReadOnlyMemory<byte> frame)
+    {
+        if (_slots is null)
+        {
+            _slots = new ReadOnlyMemory<byte>[InitialSlots];
+        }
+        else if (_count == _slots.Length)
+        {
+            var larger = new ReadOnlyMemory<byte>[_slots.Length * 2];
+            for (var i = 0; i < _count; i++)
+            {
+                larger[i] = _slots[(_head + i) % _slots.Length];
+            }
+
+            _slots = larger;
+            _head = 0;
+        }
+
+        _slots[(_head + _count) % _slots.Length] = frame;
+        _bytes += frame.Length;
+        Volatile.Write(ref _count, _count + 1);
+    }
+
+    private ReadOnlyMemory<byte> Take()
+    {
+        var frame = _slots![_head];
+        _slots[_head] = default;
+        _head = (_head + 1) % _slots.Length;
+        _bytes -= frame.Length;
+        Volatile.Write(ref _count, _count - 1);
+        if (_count == 0)
+        {
+            _head = 0;
+            if (_slots.Length > InitialSlots * 4)
+            {
+                // A burst grew the ring; an idle connection should not keep it.
+                _slots = null;
+            }
+        }
+
+        return frame;
     }
 }

@@ -1,29 +1,43 @@
-using System.Net.WebSockets;
+using System.Globalization;
+using System.IO.Pipelines;
+using System.Net;
 using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PushService.Gateway.Configuration;
 using PushService.Gateway.Draining;
 using PushService.Gateway.Hub;
 using PushService.Gateway.Telemetry;
+using PushService.Gateway.Transport;
 
 namespace PushService.Gateway.Connections;
 
-/// <summary>Accepts a WebSocket on <c>/ws</c> and runs the connection until it closes.</summary>
-internal sealed partial class WebSocketEndpoint
+/// <summary>
+/// Admits WebSockets on <c>/ws</c> and runs each connection until it closes. Upgrades normally arrive through
+/// <see cref="Transport.WebSocketConnectionMiddleware"/>, straight off Kestrel's connection; this class also serves the
+/// HTTP pipeline's <c>/ws</c> endpoint, which answers every request the middleware leaves alone: rejections (with problem
+/// details), non-upgrade requests, and upgrades it cannot see (behind TLS, or after other requests on a kept-alive
+/// connection), which it upgrades itself through <see cref="IHttpUpgradeFeature"/>. Both paths run the same connection.
+/// </summary>
+internal sealed partial class WebSocketEndpoint : IDisposable
 {
+    /// <summary>The WebSocket path of contract v1.</summary>
+    public const string Path = "/ws";
+
     /// <summary>The optional subprotocol of contract v1.</summary>
     public const string SubProtocol = "push.v1.json";
 
     private readonly LocalHub _hub;
     private readonly SendScheduler _sendScheduler;
-    private readonly CommandHandler _handler;
+    private readonly Func<ClientConnection, ReadOnlyMemory<byte>, ValueTask> _handleMessage;
     private readonly DrainState _drain;
     private readonly PushMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly PushServiceOptions _options;
     private readonly ConnectionSettings _settings;
+    private readonly PartitionedRateLimiter<IPAddress?>? _attempts;
     private readonly ILogger<ClientConnection> _connectionLogger;
     private readonly ILogger<WebSocketEndpoint> _logger;
     private int _admitted;
@@ -33,22 +47,76 @@ internal sealed partial class WebSocketEndpoint
     {
         _hub = hub;
         _sendScheduler = sendScheduler;
-        _handler = handler;
+        _handleMessage = handler.HandleAsync;
         _drain = drain;
         _metrics = metrics;
         _time = time;
         _options = options.Value;
         _settings = new ConnectionSettings(_options.Limits.ClientQueueMaxBytes, _options.Limits.ClientQueueMaxMessages, _options.Limits.MaxMessageBytes);
+        var attemptsPerMinute = _options.Limits.ConnectionAttemptsPerIpPerMinute;
+        _attempts = attemptsPerMinute <= 0 ? null : PartitionedRateLimiter.Create<IPAddress?, string>(address =>
+            RateLimitPartition.GetFixedWindowLimiter(address?.ToString() ?? "unknown", _ => new FixedWindowRateLimiterOptions
+            {
+                PermitLimit = attemptsPerMinute,
+                Window = TimeSpan.FromMinutes(1),
+                QueueLimit = 0,
+            }));
         _connectionLogger = connectionLogger;
         _logger = logger;
     }
 
+    /// <summary>
+    /// Admits an upgrade read off the connection when nothing stands in its way, taking its place and its rate-limit
+    /// permit. False leaves the request to the HTTP pipeline, which checks again and answers with the reason.
+    /// </summary>
+    public bool TryAdmitDirect(UpgradeRequest request, IPAddress? remote)
+    {
+        if (_drain.IsDraining || !OriginPolicy.IsAllowed(request.Origin, request.Host, _options.WebSocket))
+        {
+            return false;
+        }
+
+        if (!TryReserve())
+        {
+            Release();
+            return false;
+        }
+
+        if (_attempts is not null)
+        {
+            using var lease = _attempts.AttemptAcquire(remote);
+            if (!lease.IsAcquired)
+            {
+                Release();
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>Serves <c>/ws</c> in the HTTP pipeline.</summary>
     public async Task HandleAsync(HttpContext context)
     {
-        if (!context.WebSockets.IsWebSocketRequest)
+        if (_attempts is not null)
+        {
+            using var lease = _attempts.AttemptAcquire(context.Connection.RemoteIpAddress);
+            if (!lease.IsAcquired)
+            {
+                var retryAfter = lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(1);
+                context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+                await Results.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many requests",
+                    detail: "PushService:Limits:ConnectionAttemptsPerIpPerMinute was reached; retry after the Retry-After delay.").ExecuteAsync(context);
+                return;
+            }
+        }
+
+        var request = UpgradeRequest.FromHttp(context.Request);
+        var upgrade = context.Features.Get<IHttpUpgradeFeature>();
+        if (request is null || upgrade is not { IsUpgradableRequest: true })
         {
             await Results.Problem(statusCode: StatusCodes.Status400BadRequest, title: "WebSocket upgrade expected",
-                detail: "Connect to /ws with a WebSocket client.").ExecuteAsync(context);
+                detail: "Connect to /ws with a WebSocket client (HTTP/1.1 upgrade, version 13).").ExecuteAsync(context);
             return;
         }
 
@@ -61,62 +129,64 @@ internal sealed partial class WebSocketEndpoint
         }
 
         // The place is taken before the upgrade, so a storm of simultaneous upgrades cannot overshoot the limit.
-        var admitted = Interlocked.Increment(ref _admitted);
-        try
+        if (!TryReserve())
         {
-            if (_options.Limits.MaxConnections > 0 && admitted > _options.Limits.MaxConnections)
-            {
-                context.Response.Headers.RetryAfter = "5";
-                await Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Node is full",
-                    detail: "This node holds PushService:Limits:MaxConnections connections; connect to another node.").ExecuteAsync(context);
-                return;
-            }
-
-            await AcceptAsync(context);
-        }
-        finally
-        {
-            Interlocked.Decrement(ref _admitted);
-        }
-    }
-
-    private async Task AcceptAsync(HttpContext context)
-    {
-        if (!OriginPolicy.IsAllowed(context.Request, _options.WebSocket))
-        {
-            Log.OriginRejected(_logger, context.Request.Headers.Origin.ToString());
-            await Results.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Origin not allowed",
-                detail: "The Origin of this request is not in PushService:WebSocket:AllowedOrigins.").ExecuteAsync(context);
+            Release();
+            context.Response.Headers.RetryAfter = "5";
+            await Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Node is full",
+                detail: "This node holds PushService:Limits:MaxConnections connections; connect to another node.").ExecuteAsync(context);
             return;
         }
 
-        var subProtocol = context.WebSockets.WebSocketRequestedProtocols.Contains(SubProtocol) ? SubProtocol : null;
-        using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
+        try
         {
-            SubProtocol = subProtocol,
-            // The heartbeat sends protocol-level pings; WebSocket keep-alive frames would only duplicate them.
-            KeepAliveInterval = TimeSpan.Zero,
-        });
+            if (!OriginPolicy.IsAllowed(request.Origin, request.Host, _options.WebSocket))
+            {
+                Log.OriginRejected(_logger, request.Origin ?? "");
+                await Results.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Origin not allowed",
+                    detail: "The Origin of this request is not in PushService:WebSocket:AllowedOrigins.").ExecuteAsync(context);
+                return;
+            }
 
-        var commandsPerSecond = _options.Limits.CommandsPerSecond;
-        using var commandLimiter = new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
+            var subProtocol = request.Requests(SubProtocol) ? SubProtocol : null;
+            context.Response.Headers.Connection = "Upgrade";
+            context.Response.Headers.Upgrade = "websocket";
+            context.Response.Headers.SecWebSocketAccept = UpgradeRequest.AcceptKey(request.Key);
+            if (subProtocol is not null)
+            {
+                context.Response.Headers.SecWebSocketProtocol = subProtocol;
+            }
+
+            var stream = await upgrade.UpgradeAsync();
+            var transport = new StreamTransport(stream);
+            try
+            {
+                await RunAdmittedAsync(transport, context.Abort, context.RequestAborted);
+            }
+            finally
+            {
+                await transport.CompleteAsync();
+            }
+        }
+        finally
         {
-            TokenLimit = commandsPerSecond * 2,
-            TokensPerPeriod = commandsPerSecond,
-            ReplenishmentPeriod = TimeSpan.FromSeconds(1),
-            AutoReplenishment = false,
-            QueueLimit = 0,
-        });
-        var connection = new ClientConnection(socket, NewConnectionId(), _settings, _sendScheduler.Assign(), _time, _connectionLogger)
+            Release();
+        }
+    }
+
+    /// <summary>Runs an admitted connection until it closes; the caller releases its place afterwards.</summary>
+    public async Task RunAdmittedAsync(IDuplexPipe transport, Action abort, CancellationToken aborted)
+    {
+        var connection = new ClientConnection(transport, abort, NewConnectionId(), _settings, _sendScheduler.Assign(), _time, _connectionLogger)
         {
             Hub = _hub,
-            CommandLimiter = commandLimiter,
+            CommandsPerSecond = _options.Limits.CommandsPerSecond,
         };
         _hub.Add(connection);
         _metrics.ConnectionOpened();
         try
         {
-            await connection.RunAsync(_handler.HandleAsync, context.RequestAborted);
+            await connection.RunAsync(_handleMessage, aborted);
         }
         finally
         {
@@ -135,7 +205,33 @@ internal sealed partial class WebSocketEndpoint
         }
     }
 
+    /// <summary>Takes a place; false when the node is full. Either way <see cref="Release"/> gives it back.</summary>
+    private bool TryReserve()
+    {
+        var admitted = Interlocked.Increment(ref _admitted);
+        return _options.Limits.MaxConnections <= 0 || admitted <= _options.Limits.MaxConnections;
+    }
+
+    /// <summary>Gives back a place taken by <see cref="TryReserve"/> or <see cref="TryAdmitDirect"/>.</summary>
+    public void Release() => Interlocked.Decrement(ref _admitted);
+
+    public void Dispose() => _attempts?.Dispose();
+
     private static string NewConnectionId() => Guid.NewGuid().ToString("N");
+
+    /// <summary>An upgraded HTTP stream as a pipe pair, so both accept paths run the same framing code.</summary>
+    private sealed class StreamTransport(Stream stream) : IDuplexPipe
+    {
+        public PipeReader Input { get; } = PipeReader.Create(stream, new StreamPipeReaderOptions(leaveOpen: true));
+
+        public PipeWriter Output { get; } = PipeWriter.Create(stream, new StreamPipeWriterOptions(leaveOpen: true));
+
+        public async ValueTask CompleteAsync()
+        {
+            await Input.CompleteAsync();
+            await Output.CompleteAsync();
+        }
+    }
 
     private static partial class Log
     {
@@ -147,10 +243,9 @@ internal sealed partial class WebSocketEndpoint
 /// <summary>The WebSocket Origin check that stops cross-site WebSocket hijacking.</summary>
 internal static class OriginPolicy
 {
-    public static bool IsAllowed(HttpRequest request, WebSocketEndpointOptions options)
+    public static bool IsAllowed(string? origin, string? host, WebSocketEndpointOptions options)
     {
-        var origin = request.Headers.Origin.ToString();
-        if (origin.Length == 0)
+        if (string.IsNullOrEmpty(origin))
         {
             // Only browsers must send Origin; servers and native apps usually do not.
             return !options.RequireOrigin;
@@ -166,6 +261,6 @@ internal static class OriginPolicy
 
         // A page served from this very host may always connect.
         return Uri.TryCreate(origin, UriKind.Absolute, out var uri)
-            && string.Equals(uri.Authority, request.Host.Value, StringComparison.OrdinalIgnoreCase);
+            && string.Equals(uri.Authority, host, StringComparison.OrdinalIgnoreCase);
     }
 }

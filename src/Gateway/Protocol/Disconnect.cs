@@ -15,6 +15,12 @@ public sealed record Disconnect(int Code, string Reason, bool Reconnect)
     /// <summary>The node is draining or stopping, or the server asked the client to reconnect elsewhere.</summary>
     public static readonly Disconnect GoingAway = new(1001, "going_away", true);
 
+    /// <summary>A frame RFC 6455 forbids (unmasked, reserved bits, a bad opcode or control frame).</summary>
+    public static readonly Disconnect ProtocolError = new(1002, "protocol_error", false);
+
+    /// <summary>A text message that is not UTF-8 (RFC 6455 section 8.1).</summary>
+    public static readonly Disconnect InvalidPayload = new(1007, "invalid_utf8", false);
+
     /// <summary>A malformed or unknown command.</summary>
     public static readonly Disconnect BadRequest = new(4000, "bad_request", false);
 

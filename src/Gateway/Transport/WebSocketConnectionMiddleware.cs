@@ -1,0 +1,106 @@
+using System.Net;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+using PushService.Gateway.Connections;
+
+namespace PushService.Gateway.Transport;
+
+/// <summary>
+/// Kestrel connection middleware that takes WebSocket upgrades of <c>/ws</c> straight off the connection, before the
+/// HTTP pipeline sees them, and runs the WebSocket on the connection's own pipes. An HTTP request, once upgraded, keeps
+/// its whole per-request state alive for the socket's lifetime (the HTTP connection, request and response headers, the
+/// HTTP context, the middleware chain's state machines, an activity, the upgrade stream): most of an idle connection's
+/// memory, and a layer every push would be written through. Here a connection is Kestrel's transport plus the gateway's
+/// own state. Everything else (other requests, upgrades that must be refused, anything not parsed with certainty) is
+/// handed on untouched to the HTTP pipeline, whose <c>/ws</c> endpoint answers with the same rules.
+/// </summary>
+internal sealed partial class WebSocketConnectionMiddleware
+{
+    /// <summary>How long a new connection may take to send its request head before the HTTP pipeline gets it anyway.</summary>
+    private static readonly TimeSpan HeadTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly ConnectionDelegate _next;
+    private readonly WebSocketEndpoint _endpoint;
+    private readonly ILogger<WebSocketConnectionMiddleware> _logger;
+
+    public WebSocketConnectionMiddleware(ConnectionDelegate next, WebSocketEndpoint endpoint, ILogger<WebSocketConnectionMiddleware> logger)
+    {
+        _next = next;
+        _endpoint = endpoint;
+        _logger = logger;
+    }
+
+    public async Task OnConnectionAsync(ConnectionContext connection)
+    {
+        var request = await ReadUpgradeAsync(connection);
+        if (request is null)
+        {
+            await _next(connection);
+            return;
+        }
+
+        try
+        {
+            var subProtocol = request.Requests(WebSocketEndpoint.SubProtocol) ? WebSocketEndpoint.SubProtocol : null;
+            await connection.Transport.Output.WriteAsync(request.SwitchingProtocolsResponse(subProtocol));
+            await _endpoint.RunAdmittedAsync(connection.Transport, connection.Abort, connection.ConnectionClosed);
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException)
+        {
+            Log.Ended(_logger, connection.ConnectionId, ex.Message);
+        }
+        finally
+        {
+            _endpoint.Release();
+        }
+    }
+
+    /// <summary>
+    /// Reads the request head and returns it when it is an upgrade this node admits now, with the head consumed.
+    /// Otherwise returns null with nothing consumed, so the HTTP pipeline reads the same bytes.
+    /// </summary>
+    private async Task<UpgradeRequest?> ReadUpgradeAsync(ConnectionContext connection)
+    {
+        var input = connection.Transport.Input;
+        using var timeout = new CancellationTokenSource(HeadTimeout);
+        // A pipe's examined position may never move back; handing the bytes on unread means leaving it where it was.
+        SequencePosition? examined = null;
+        while (true)
+        {
+            System.IO.Pipelines.ReadResult result;
+            try
+            {
+                result = await input.ReadAsync(timeout.Token);
+            }
+            catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+            {
+                // A slow client: the HTTP pipeline applies Kestrel's own timeouts to it.
+                return null;
+            }
+
+            var buffer = result.Buffer;
+            var parse = UpgradeRequest.TryParse(buffer, WebSocketEndpoint.Path, out var request, out var end);
+            if (parse == UpgradeRequest.Parse.NeedMoreData && !result.IsCompleted)
+            {
+                input.AdvanceTo(buffer.Start, buffer.End);
+                examined = buffer.End;
+                continue;
+            }
+
+            if (parse == UpgradeRequest.Parse.Upgrade && _endpoint.TryAdmitDirect(request!, (connection.RemoteEndPoint as IPEndPoint)?.Address))
+            {
+                input.AdvanceTo(end);
+                return request;
+            }
+
+            input.AdvanceTo(buffer.Start, examined ?? buffer.Start);
+            return null;
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(510, LogLevel.Debug, "WebSocket connection {ConnectionId} ended: {Message}")]
+        public static partial void Ended(ILogger logger, string connectionId, string message);
+    }
+}
