@@ -93,7 +93,7 @@ internal static class Scenarios
             {
                 nextProgress += TimeSpan.FromSeconds(1);
                 Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"t={clock.Elapsed.TotalSeconds:F0}s published={published} acked={Interlocked.Read(ref acked)} delivered={metrics.Received} expected={Interlocked.Read(ref expected)} p99={(windowStarted ? metrics.Latency.GetValueAtPercentile(99) : 0)}us"));
+                    $"t={clock.Elapsed.TotalSeconds:F0}s published={published} acked={Interlocked.Read(ref acked)} delivered={metrics.Received} expected={Interlocked.Read(ref expected)} p99={(windowStarted && metrics.Latency.TotalCount > 0 ? metrics.Latency.GetValueAtPercentile(99) : 0)}us"));
             }
 
             await Task.Delay(2);
