@@ -122,15 +122,23 @@ internal sealed class OutboundQueue
         }
     }
 
-    /// <summary>Drops everything queued and gives the slots back.</summary>
+    /// <summary>Drops everything queued (a ring a burst grew is given back).</summary>
     public void Clear()
     {
         lock (_lock)
         {
-            _slots = null;
+            if (_slots is not null && _slots.Length > InitialSlots * 4)
+            {
+                _slots = null;
+            }
+            else
+            {
+                _slots?.AsSpan().Clear();
+            }
+
             _head = 0;
-            _count = 0;
             _bytes = 0;
+            Volatile.Write(ref _count, 0);
         }
     }
 

@@ -120,8 +120,21 @@ internal sealed class WebSocketReader : IDisposable
         }
     }
 
-    /// <summary>Gives the message buffer back to the pool; call once the message has been handled.</summary>
+    /// <summary>
+    /// Gives the message buffer back to the pool; call once the message has been handled. Does nothing while a message is
+    /// being put together (a control frame can arrive between its fragments).
+    /// </summary>
     public void ReleaseMessage()
+    {
+        if (_messageType == WebSocketOpcode.Continuation)
+        {
+            ReturnBuffer();
+        }
+    }
+
+    public void Dispose() => ReturnBuffer();
+
+    private void ReturnBuffer()
     {
         if (_message is { } message)
         {
@@ -131,8 +144,6 @@ internal sealed class WebSocketReader : IDisposable
 
         _messageLength = 0;
     }
-
-    public void Dispose() => ReleaseMessage();
 
     /// <summary>
     /// Reads the next frame header. Returns <see cref="WebSocketReadResult.Message"/> when a data frame starts (its payload
@@ -275,7 +286,7 @@ internal sealed class WebSocketReader : IDisposable
         if (!_messageTooLarge && (long)_messageLength + length > _maxMessageBytes)
         {
             _messageTooLarge = true;
-            ReleaseMessage();
+            ReturnBuffer();
         }
 
         if (!_messageTooLarge)
