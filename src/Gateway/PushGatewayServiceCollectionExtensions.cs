@@ -97,7 +97,7 @@ public static class PushGatewayServiceCollectionExtensions
             });
 
         // Traces only go out over OTLP: without a collector to send them to, recording a span per request would be work
-        // for nothing (it cost about 3% of CPU per delivery in regime B).
+        // for nothing.
         if (HasOtlpEndpoint(configuration))
         {
             telemetry.WithTracing(tracing => tracing.AddSource(PushTelemetry.Name).AddAspNetCoreInstrumentation().AddOtlpExporter());
