@@ -225,9 +225,9 @@ internal sealed partial class ClientConnection
         {
             await ReceiveLoopAsync(handleMessage, stopping);
         }
-        catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidOperationException)
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
         {
-            // The transport ended under the read: an abort, a reset, or the peer gone.
+            // The transport ended under the read: an abort (ConnectionAbortedException), a reset, or the peer gone.
             Log.ReceiveEnded(_logger, Id, ex.Message);
         }
         finally
