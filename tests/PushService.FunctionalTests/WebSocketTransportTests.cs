@@ -177,6 +177,85 @@ public abstract class WebSocketTransportTests : IAsyncLifetime
         Assert.Contains("application/problem+json", response, StringComparison.Ordinal);
     }
 
+    /// <summary>Writes <paramref name="pieces"/> with pauses between them and returns everything the node answers until it closes or goes quiet.</summary>
+    private async Task<string> SendInPiecesAsync(params string[] pieces)
+    {
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(Host.BaseAddress.Host, Host.BaseAddress.Port);
+        var stream = client.GetStream();
+        foreach (var piece in pieces)
+        {
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(piece));
+            await stream.FlushAsync();
+            await Task.Delay(50);
+        }
+
+        var buffer = new byte[8192];
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(3));
+        var read = 0;
+        try
+        {
+            read = await stream.ReadAtLeastAsync(buffer, 12, throwOnEndOfStream: false, timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        return Encoding.ASCII.GetString(buffer, 0, read);
+    }
+
+    [Fact]
+    public async Task UpgradeHead_ArrivingInPieces_IsUpgraded()
+    {
+        var key = RawWebSocket.NewKey();
+        var head = $"GET /ws HTTP/1.1\r\nHost: {Host.BaseAddress.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+            $"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        var response = await SendInPiecesAsync(head[..3], head[3..9], head[9..40], head[40..]);
+        Assert.StartsWith("HTTP/1.1 101", response, StringComparison.Ordinal);
+        Assert.Contains(RawWebSocket.ExpectedAccept(key), response, StringComparison.Ordinal);
+        Assert.Equal(_direct, !response.Contains("Server:", StringComparison.OrdinalIgnoreCase));
+    }
+
+    [Fact]
+    public async Task OtherRequests_ArrivingInPieces_AreServedByTheHttpPipeline()
+    {
+        // The first pieces look like the WebSocket path until the request line says otherwise: the bytes the connection
+        // middleware read must reach the HTTP parser untouched.
+        var response = await SendInPiecesAsync("GET /w", "s/x HTTP/1.1\r\nHost: a\r\n", "\r\n");
+        Assert.StartsWith("HTTP/1.1 404", response, StringComparison.Ordinal);
+
+        var health = await SendInPiecesAsync("GET /", "healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+        Assert.StartsWith("HTTP/1.1 200", health, StringComparison.Ordinal);
+        Assert.EndsWith("ok", health, StringComparison.Ordinal);
+
+        var notUpgrade = await SendInPiecesAsync("GET /ws HTTP/1.1\r\nHo", "st: a\r\nConnection: close\r\n\r\n");
+        Assert.StartsWith("HTTP/1.1 400", notUpgrade, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task GarbageOnTheConnection_GetsAnErrorOrAClose_AndTheNodeServesOthers()
+    {
+        var random = new Random(1234);
+        for (var i = 0; i < 20; i++)
+        {
+            var garbage = new byte[random.Next(1, 3000)];
+            random.NextBytes(garbage);
+            if (i % 2 == 0)
+            {
+                // Half of them look like our path at first.
+                "GET /ws "u8.CopyTo(garbage.AsSpan(0, Math.Min(8, garbage.Length)));
+            }
+
+            using var client = new System.Net.Sockets.TcpClient();
+            await client.ConnectAsync(Host.BaseAddress.Host, Host.BaseAddress.Port);
+            await client.GetStream().WriteAsync(garbage);
+        }
+
+        await using var client2 = await Host.ConnectAsync();
+        Assert.Equal("{}", (await client2.ResultAsync(new { op = "ping" })).GetRawText());
+        Assert.Equal("ok", await Host.Http.GetStringAsync("/healthz"));
+    }
+
     [Fact]
     public async Task SubscribeAndPublish_DeliversThroughThisPath()
     {
