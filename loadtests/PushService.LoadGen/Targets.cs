@@ -199,14 +199,7 @@ internal sealed class PushServiceTarget(HttpClient http) : ITarget
 
         public async ValueTask DisposeAsync()
         {
-            try
-            {
-                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-                await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "done", timeout.Token);
-            }
-            catch (Exception ex) when (ex is WebSocketException or OperationCanceledException)
-            {
-            }
+            await WebSocketMessages.CloseOutputQuietlyAsync(_socket, "done", TimeSpan.FromSeconds(5));
 
             if (_reading is not null)
             {

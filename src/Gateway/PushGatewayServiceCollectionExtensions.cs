@@ -120,9 +120,8 @@ public static class PushGatewayServiceCollectionExtensions
             limiter.OnRejected = async (context, cancellationToken) =>
             {
                 var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(1);
-                context.HttpContext.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
-                await Results.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many requests",
-                    detail: "A PushService:Limits rate limit was reached; retry after the Retry-After delay.").ExecuteAsync(context.HttpContext);
+                await ApiProblems.RetryLater(StatusCodes.Status429TooManyRequests, "Too many requests", retryAfter,
+                    "A PushService:Limits rate limit was reached; retry after the Retry-After delay.").ExecuteAsync(context.HttpContext);
             };
             limiter.AddPolicy(PushRateLimits.Publish, context => publishesPerSecond <= 0
                 ? RateLimitPartition.GetNoLimiter("all")

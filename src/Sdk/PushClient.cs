@@ -137,16 +137,9 @@ public sealed class PushClient : IAsyncDisposable
         }
 
         await _disposed.CancelAsync();
-        if (_socket is { State: WebSocketState.Open } socket)
+        if (_socket is { } socket)
         {
-            try
-            {
-                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-                await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "bye", timeout.Token);
-            }
-            catch (Exception ex) when (ex is WebSocketException or OperationCanceledException)
-            {
-            }
+            await WebSocketMessages.CloseOutputQuietlyAsync(socket, "bye", TimeSpan.FromSeconds(2));
         }
 
         if (_loop is not null)

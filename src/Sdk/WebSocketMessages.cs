@@ -29,4 +29,25 @@ public static class WebSocketMessages
 
         return (length, received.MessageType);
     }
+
+    /// <summary>
+    /// Starts the close handshake if the socket can still send one, giving up after <paramref name="timeout"/>; a socket that
+    /// is already closing or broken is left as it is. Never throws for the peer's state.
+    /// </summary>
+    public static async Task CloseOutputQuietlyAsync(WebSocket socket, string reason, TimeSpan timeout)
+    {
+        if (socket.State is not (WebSocketState.Open or WebSocketState.CloseReceived))
+        {
+            return;
+        }
+
+        try
+        {
+            using var cancel = new CancellationTokenSource(timeout);
+            await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, reason, cancel.Token);
+        }
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException)
+        {
+        }
+    }
 }

@@ -277,17 +277,7 @@ public sealed class TestClient : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         StartReading();
-        try
-        {
-            if (_socket.State == WebSocketState.Open)
-            {
-                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-                await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "bye", cts.Token);
-            }
-        }
-        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException)
-        {
-        }
+        await WebSocketMessages.CloseOutputQuietlyAsync(_socket, "bye", TimeSpan.FromSeconds(5));
 
         if (_readLoop is not null)
         {

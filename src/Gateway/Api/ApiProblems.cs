@@ -15,7 +15,11 @@ internal static class ApiProblems
         Problem(StatusCodes.Status413PayloadTooLarge, "Body too large", $"The body is larger than PushService:Limits:MaxMessageBytes ({limit} bytes).");
 
     public static IResult Unavailable(TimeSpan retryAfter, string detail) =>
-        new RetryAfterResult(Problem(StatusCodes.Status503ServiceUnavailable, "Backplane unavailable", detail), retryAfter);
+        RetryLater(StatusCodes.Status503ServiceUnavailable, "Backplane unavailable", retryAfter, detail);
+
+    /// <summary>A problem with <c>Retry-After</c>: a rate limit (429) or a node that cannot take the request now (503).</summary>
+    public static IResult RetryLater(int status, string title, TimeSpan retryAfter, string detail) =>
+        new RetryAfterResult(Problem(status, title, detail), retryAfter);
 
     public static IResult Unauthorized(string detail) => Problem(StatusCodes.Status401Unauthorized, "Unauthorized", detail);
 

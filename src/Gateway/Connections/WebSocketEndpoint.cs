@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.IO.Pipelines;
 using System.Net;
 using System.Threading.RateLimiting;
@@ -6,6 +5,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using PushService.Gateway.Api;
 using PushService.Gateway.Configuration;
 using PushService.Gateway.Draining;
 using PushService.Gateway.Hub;
@@ -78,7 +78,6 @@ internal sealed partial class WebSocketEndpoint : IDisposable
 
         if (!TryReserve())
         {
-            Release();
             return false;
         }
 
@@ -104,9 +103,8 @@ internal sealed partial class WebSocketEndpoint : IDisposable
             if (!lease.IsAcquired)
             {
                 var retryAfter = lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(1);
-                context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
-                await Results.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many requests",
-                    detail: "PushService:Limits:ConnectionAttemptsPerIpPerMinute was reached; retry after the Retry-After delay.").ExecuteAsync(context);
+                await ApiProblems.RetryLater(StatusCodes.Status429TooManyRequests, "Too many requests", retryAfter,
+                    "PushService:Limits:ConnectionAttemptsPerIpPerMinute was reached; retry after the Retry-After delay.").ExecuteAsync(context);
                 return;
             }
         }
@@ -122,19 +120,15 @@ internal sealed partial class WebSocketEndpoint : IDisposable
 
         if (_drain.IsDraining)
         {
-            context.Response.Headers.RetryAfter = "1";
-            await Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Node is draining",
-                detail: "This node is shutting down; connect to another node.").ExecuteAsync(context);
+            await ApiProblems.RetryLater(StatusCodes.Status503ServiceUnavailable, "Node is draining", TimeSpan.FromSeconds(1),
+                "This node is shutting down; connect to another node.").ExecuteAsync(context);
             return;
         }
 
-        // The place is taken before the upgrade, so a storm of simultaneous upgrades cannot overshoot the limit.
         if (!TryReserve())
         {
-            Release();
-            context.Response.Headers.RetryAfter = "5";
-            await Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Node is full",
-                detail: "This node holds PushService:Limits:MaxConnections connections; connect to another node.").ExecuteAsync(context);
+            await ApiProblems.RetryLater(StatusCodes.Status503ServiceUnavailable, "Node is full", TimeSpan.FromSeconds(5),
+                "This node holds PushService:Limits:MaxConnections connections; connect to another node.").ExecuteAsync(context);
             return;
         }
 
@@ -148,7 +142,7 @@ internal sealed partial class WebSocketEndpoint : IDisposable
                 return;
             }
 
-            var subProtocol = request.Requests(SubProtocol) ? SubProtocol : null;
+            var subProtocol = SubProtocolFor(request);
             context.Response.Headers.Connection = "Upgrade";
             context.Response.Headers.Upgrade = "websocket";
             context.Response.Headers.SecWebSocketAccept = UpgradeRequest.AcceptKey(request.Key);
@@ -205,12 +199,24 @@ internal sealed partial class WebSocketEndpoint : IDisposable
         }
     }
 
-    /// <summary>Takes a place; false when the node is full. Either way <see cref="Release"/> gives it back.</summary>
+    /// <summary>
+    /// Takes a place; false (holding nothing) when the node is full. The place is taken before the check, so a storm of
+    /// simultaneous upgrades cannot overshoot the limit.
+    /// </summary>
     private bool TryReserve()
     {
         var admitted = Interlocked.Increment(ref _admitted);
-        return _options.Limits.MaxConnections <= 0 || admitted <= _options.Limits.MaxConnections;
+        if (_options.Limits.MaxConnections <= 0 || admitted <= _options.Limits.MaxConnections)
+        {
+            return true;
+        }
+
+        Release();
+        return false;
     }
+
+    /// <summary>The subprotocol to answer with: contract v1's when the client asked for it, else none.</summary>
+    public static string? SubProtocolFor(UpgradeRequest request) => request.Requests(SubProtocol) ? SubProtocol : null;
 
     /// <summary>Gives back a place taken by <see cref="TryReserve"/> or <see cref="TryAdmitDirect"/>.</summary>
     public void Release() => Interlocked.Decrement(ref _admitted);

@@ -41,8 +41,7 @@ internal sealed partial class WebSocketConnectionMiddleware
 
         try
         {
-            var subProtocol = request.Requests(WebSocketEndpoint.SubProtocol) ? WebSocketEndpoint.SubProtocol : null;
-            await connection.Transport.Output.WriteAsync(request.SwitchingProtocolsResponse(subProtocol));
+            await connection.Transport.Output.WriteAsync(request.SwitchingProtocolsResponse(WebSocketEndpoint.SubProtocolFor(request)));
             await _endpoint.RunAdmittedAsync(connection.Transport, connection.Abort, connection.ConnectionClosed);
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException)
