@@ -81,6 +81,18 @@ internal sealed partial class ClientConnection
     /// <remarks>Sized for the usual handful: the default capacity costs 300 bytes per connection before any subscription.</remarks>
     public ConcurrentDictionary<string, Subscription> Subscriptions { get; } = new(concurrencyLevel: 1, capacity: 3, StringComparer.Ordinal);
 
+    /// <summary>
+    /// True once a subscription with an expiring token was added: only then does the heartbeat walk the subscriptions
+    /// (walking a <see cref="ConcurrentDictionary{TKey, TValue}"/> allocates, every second, for every connection).
+    /// </summary>
+    public bool HasExpiringSubscriptions
+    {
+        get => Volatile.Read(ref _hasExpiringSubscriptions);
+        set => Volatile.Write(ref _hasExpiringSubscriptions, value);
+    }
+
+    private bool _hasExpiringSubscriptions;
+
     /// <summary>When the send loop last flushed this connection (<see cref="TimeProvider.GetTimestamp"/>); 0 before the first time.</summary>
     public long LastFlushTimestamp { get; private set; }
 
@@ -330,20 +342,49 @@ internal sealed partial class ClientConnection
     /// Sends what is queued; called by the send loop, never twice at once. When the flush completes synchronously (the
     /// usual case) the loop goes straight on to the next connection; otherwise the rest finishes on the flush's continuation.
     /// </summary>
-    public void Flush(long now)
+    /// <returns>
+    /// True when the connection stays on its loop after a <paramref name="linger"/> flush: it is still counted as
+    /// scheduled, so pushes meanwhile only queue (no hand-off to the loop), and the loop comes back to it through
+    /// <see cref="FlushLingering"/>.
+    /// </returns>
+    public bool Flush(long now, bool linger = false)
     {
         LastFlushTimestamp = now;
         var flushing = FlushCoreAsync();
         if (flushing.IsCompleted)
         {
             flushing.GetAwaiter().GetResult();
+            if (linger && !_sendingDone.Task.IsCompleted)
+            {
+                return true;
+            }
+
             AfterFlush();
         }
         else
         {
             _ = AfterFlushAsync(flushing);
         }
+
+        return false;
     }
+
+    /// <summary>
+    /// At a lingering connection's turn: flushes what arrived since (and lingers again), or leaves the loop when
+    /// nothing did. Returns true when it lingers again.
+    /// </summary>
+    public bool FlushLingering(long now)
+    {
+        if (HasSomethingToSend)
+        {
+            return Flush(now, linger: true);
+        }
+
+        AfterFlush();
+        return false;
+    }
+
+    private bool HasSomethingToSend => !_queue.IsEmpty || Volatile.Read(ref _pendingPong) is not null || (IsClosing && !_closeSent);
 
     private async Task AfterFlushAsync(ValueTask flushing)
     {
@@ -359,7 +400,7 @@ internal sealed partial class ClientConnection
         {
             _queue.Clear();
         }
-        else if (!_queue.IsEmpty || Volatile.Read(ref _pendingPong) is not null || (IsClosing && !_closeSent))
+        else if (HasSomethingToSend)
         {
             Schedule();
         }

@@ -225,6 +225,11 @@ internal sealed partial class CommandHandler
     {
         var subscription = new Subscription(connection, channel) { Namespace = ns, ExpiresAtTicks = expiresAtTicks };
         connection.Subscriptions[channel] = subscription;
+        if (expiresAtTicks != 0)
+        {
+            connection.HasExpiringSubscriptions = true;
+        }
+
         try
         {
             await _hub.AddAsync(subscription, CancellationToken.None);

@@ -78,13 +78,9 @@ internal sealed class ConnectionHeartbeat : BackgroundService
                 continue;
             }
 
-            foreach (var subscription in connection.Subscriptions.Values)
+            if (connection.HasExpiringSubscriptions)
             {
-                if (subscription.ExpiresAtTicks != 0 && now > subscription.ExpiresAtTicks)
-                {
-                    // The client subscribes again with a fresh subscription token (and since, so it misses nothing).
-                    connection.ServerUnsubscribe(subscription, FrameEncoder.UnsubscribedPush(subscription.Channel, "token_expired"));
-                }
+                ExpireSubscriptions(connection, now);
             }
 
             var pingSent = connection.PingSentAtTicks;
@@ -101,6 +97,18 @@ internal sealed class ConnectionHeartbeat : BackgroundService
             if (now - Math.Max(pingSent, connection.OpenedAtTicks) >= pingInterval)
             {
                 connection.SendPing();
+            }
+        }
+    }
+
+    private static void ExpireSubscriptions(ClientConnection connection, long now)
+    {
+        foreach (var (_, subscription) in connection.Subscriptions)
+        {
+            if (subscription.ExpiresAtTicks != 0 && now > subscription.ExpiresAtTicks)
+            {
+                // The client subscribes again with a fresh subscription token (and since, so it misses nothing).
+                connection.ServerUnsubscribe(subscription, FrameEncoder.UnsubscribedPush(subscription.Channel, "token_expired"));
             }
         }
     }

@@ -1,8 +1,8 @@
 namespace PushService.Gateway.Hub;
 
 /// <summary>
-/// The local subscribers of one channel. The subscriber array is replaced, never changed, so fan-out reads it
-/// without a lock; changes and the broker subscription they imply go through <see cref="Gate"/>.
+/// The local subscribers of one channel. Fan-out reads <see cref="Subscribers"/> without a lock; changes and the
+/// broker subscription they imply go through <see cref="Gate"/>.
 /// </summary>
 internal sealed class HubChannel
 {
@@ -12,7 +12,7 @@ internal sealed class HubChannel
 
     public SemaphoreSlim Gate { get; } = new(1, 1);
 
-    public volatile Subscription[] Subscribers = [];
+    public SubscriberSet Subscribers { get; } = new();
 
     /// <summary>True once the node holds a broker subscription for this channel.</summary>
     public bool BrokerSubscribed { get; set; }

@@ -42,14 +42,27 @@ public sealed partial class LocalHub : IBrokerEventHandler
     /// <summary>Subscriptions of all connections on this node.</summary>
     public int SubscriptionCount => Volatile.Read(ref _subscriptionCount);
 
-    internal IEnumerable<ClientConnection> Connections => _connections.Values;
+    /// <remarks>
+    /// Walks the map without its locks; <c>_connections.Values</c> would lock every bucket and copy all connections,
+    /// each second for the heartbeat (a large-object-heap array from about 10,000 connections on).
+    /// </remarks>
+    internal IEnumerable<ClientConnection> Connections
+    {
+        get
+        {
+            foreach (var (_, connection) in _connections)
+            {
+                yield return connection;
+            }
+        }
+    }
 
     /// <summary>Channels with local subscribers and how many each has.</summary>
     public IEnumerable<(string Channel, int Subscribers)> ChannelSubscribers()
     {
         foreach (var (name, channel) in _channels)
         {
-            var count = channel.Subscribers.Length;
+            var count = channel.Subscribers.Count;
             if (count > 0)
             {
                 yield return (name, count);
@@ -100,7 +113,7 @@ public sealed partial class LocalHub : IBrokerEventHandler
     public int DisconnectUser(string user, Disconnect disconnect)
     {
         var count = 0;
-        foreach (var connection in _connections.Values)
+        foreach (var connection in Connections)
         {
             if (connection.IsConnected && string.Equals(connection.UserId, user, StringComparison.Ordinal))
             {
@@ -134,7 +147,7 @@ public sealed partial class LocalHub : IBrokerEventHandler
                     }
                     catch
                     {
-                        if (channel.Subscribers.Length == 0)
+                        if (channel.Subscribers.Count == 0)
                         {
                             channel.Removed = true;
                             _channels.TryRemove(new KeyValuePair<string, HubChannel>(channel.Name, channel));
@@ -146,7 +159,7 @@ public sealed partial class LocalHub : IBrokerEventHandler
                     channel.BrokerSubscribed = true;
                 }
 
-                channel.Subscribers = [.. channel.Subscribers, subscription];
+                channel.Subscribers.Add(subscription);
                 Interlocked.Increment(ref _subscriptionCount);
                 _metrics.SubscriptionAdded();
                 return;
@@ -228,19 +241,15 @@ public sealed partial class LocalHub : IBrokerEventHandler
         await channel.Gate.WaitAsync(CancellationToken.None);
         try
         {
-            var subscribers = channel.Subscribers;
-            var index = Array.IndexOf(subscribers, subscription);
-            if (index < 0)
+            if (!channel.Subscribers.Remove(subscription))
             {
                 return;
             }
 
             removed = true;
-
-            channel.Subscribers = subscribers.Length == 1 ? [] : [.. subscribers[..index], .. subscribers[(index + 1)..]];
             Interlocked.Decrement(ref _subscriptionCount);
             _metrics.SubscriptionRemoved();
-            if (channel.Subscribers.Length > 0)
+            if (channel.Subscribers.Count > 0)
             {
                 return;
             }
@@ -281,19 +290,20 @@ public sealed partial class LocalHub : IBrokerEventHandler
             return ValueTask.CompletedTask;
         }
 
-        var subscribers = channel.Subscribers;
-        if (subscribers.Length == 0)
+        if (channel.Subscribers.Count == 0)
         {
             return ValueTask.CompletedTask;
         }
 
         var frame = FrameEncoder.Message(publication);
-        foreach (var subscriber in subscribers)
+        var delivered = 0;
+        foreach (var subscriber in channel.Subscribers.Current)
         {
             subscriber.Deliver(publication, frame);
+            delivered++;
         }
 
-        _metrics.Delivered(subscribers.Length);
+        _metrics.Delivered(delivered);
         return ValueTask.CompletedTask;
     }
 
@@ -316,10 +326,10 @@ public sealed partial class LocalHub : IBrokerEventHandler
     /// <inheritdoc />
     public ValueTask HandleJoinLeaveAsync(string channel, PresenceEntry entry, bool join)
     {
-        if (_channels.TryGetValue(channel, out var hubChannel) && hubChannel.Subscribers is { Length: > 0 } subscribers)
+        if (_channels.TryGetValue(channel, out var hubChannel) && hubChannel.Subscribers.Count > 0)
         {
             var frame = FrameEncoder.JoinLeavePush(join, channel, entry.Client, entry.User);
-            foreach (var subscriber in subscribers)
+            foreach (var subscriber in hubChannel.Subscribers)
             {
                 if (subscriber.IsLive && subscriber.Namespace.JoinLeave)
                 {

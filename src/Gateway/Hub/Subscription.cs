@@ -36,6 +36,9 @@ internal sealed class Subscription
 
     public string Channel { get; }
 
+    /// <summary>Where it sits in its channel's <see cref="SubscriberSet"/>; -1 when it is in none.</summary>
+    internal int Slot { get; set; } = -1;
+
     /// <summary>Delivers a publication, on the broker's dispatch path; never waits.</summary>
     public void Deliver(Publication publication, byte[] frame)
     {
