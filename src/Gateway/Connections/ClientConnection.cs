@@ -342,49 +342,20 @@ internal sealed partial class ClientConnection
     /// Sends what is queued; called by the send loop, never twice at once. When the flush completes synchronously (the
     /// usual case) the loop goes straight on to the next connection; otherwise the rest finishes on the flush's continuation.
     /// </summary>
-    /// <returns>
-    /// True when the connection stays on its loop after a <paramref name="linger"/> flush: it is still counted as
-    /// scheduled, so pushes meanwhile only queue (no hand-off to the loop), and the loop comes back to it through
-    /// <see cref="FlushLingering"/>.
-    /// </returns>
-    public bool Flush(long now, bool linger = false)
+    public void Flush(long now)
     {
         LastFlushTimestamp = now;
         var flushing = FlushCoreAsync();
         if (flushing.IsCompleted)
         {
             flushing.GetAwaiter().GetResult();
-            if (linger && !_sendingDone.Task.IsCompleted)
-            {
-                return true;
-            }
-
             AfterFlush();
         }
         else
         {
             _ = AfterFlushAsync(flushing);
         }
-
-        return false;
     }
-
-    /// <summary>
-    /// At a lingering connection's turn: flushes what arrived since (and lingers again), or leaves the loop when
-    /// nothing did. Returns true when it lingers again.
-    /// </summary>
-    public bool FlushLingering(long now)
-    {
-        if (HasSomethingToSend)
-        {
-            return Flush(now, linger: true);
-        }
-
-        AfterFlush();
-        return false;
-    }
-
-    private bool HasSomethingToSend => !_queue.IsEmpty || Volatile.Read(ref _pendingPong) is not null || (IsClosing && !_closeSent);
 
     private async Task AfterFlushAsync(ValueTask flushing)
     {
@@ -400,7 +371,7 @@ internal sealed partial class ClientConnection
         {
             _queue.Clear();
         }
-        else if (HasSomethingToSend)
+        else if (!_queue.IsEmpty || Volatile.Read(ref _pendingPong) is not null || (IsClosing && !_closeSent))
         {
             Schedule();
         }

@@ -8,15 +8,8 @@ namespace PushService.Gateway.Connections;
 /// Drives every connection's sends from a few loops, one per core (as Kestrel's I/O queues). A connection with queued
 /// frames is put on its loop's list once; the loop wakes once for the whole list and flushes each connection in turn, the
 /// send running inline down to the socket. A connection that flushed less than the coalescing window ago waits until its
-/// window has passed, gathering more frames meanwhile; one that has been quiet is flushed at once. One wake-up thus
-/// serves hundreds of connections, where a writer task per connection would cost a thread-pool wake-up (and a context
-/// switch) per connection per batch.
-/// <para>
-/// A busy connection (one that had to wait for its window) lingers on the loop after its flush for one more window:
-/// pushes arriving meanwhile only queue, without waking the loop, and the loop flushes them at the window's end on a
-/// wake-up it makes anyway. It leaves when a window passes with nothing to send. Without lingering every publication
-/// woke each loop just to set its connections aside.
-/// </para>
+/// window has passed, gathering more frames meanwhile; one that has been quiet is flushed at once. One wake-up thus serves hundreds of connections, where a writer task per connection would cost a thread-pool
+/// wake-up (and a context switch) per connection per batch.
 /// </summary>
 internal sealed class SendScheduler : IAsyncDisposable
 {
@@ -48,7 +41,6 @@ internal sealed class SendScheduler : IAsyncDisposable
         private readonly TimeSpan _coalescing;
         private readonly TimeProvider _time;
         private readonly Task _loop;
-        private long _wakeUps;
 
         public SendLoop(TimeSpan coalescing, TimeProvider time)
         {
@@ -56,9 +48,6 @@ internal sealed class SendScheduler : IAsyncDisposable
             _time = time;
             _loop = Task.Run(RunAsync);
         }
-
-        /// <summary>How often the loop has woken up (for tests of how many hand-offs the sends cost).</summary>
-        internal long WakeUps => Volatile.Read(ref _wakeUps);
 
         /// <summary>Puts a connection on the list; the connection guarantees it is on it at most once at a time.</summary>
         public void Schedule(ClientConnection connection) => _ready.Writer.TryWrite(connection);
@@ -79,10 +68,7 @@ internal sealed class SendScheduler : IAsyncDisposable
                 while (deferred.TryPeek(out var due, out var dueAt) && dueAt <= now + (window / 2))
                 {
                     deferred.Dequeue();
-                    if (due.FlushLingering(now))
-                    {
-                        deferred.Enqueue(due, now + window);
-                    }
+                    due.Flush(now);
                 }
 
                 while (reader.TryRead(out var connection))
@@ -105,13 +91,11 @@ internal sealed class SendScheduler : IAsyncDisposable
                     if (delay > TimeSpan.Zero)
                     {
                         await Task.WhenAny(waiting, Task.Delay(delay, _time));
-                        Volatile.Write(ref _wakeUps, _wakeUps + 1);
                     }
                 }
                 else
                 {
                     await waiting;
-                    Volatile.Write(ref _wakeUps, _wakeUps + 1);
                 }
 
                 if (waiting.IsCompleted)
