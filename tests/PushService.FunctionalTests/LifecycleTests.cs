@@ -146,6 +146,9 @@ public sealed class LifecycleTests
         Assert.Contains("pushservice_publications", metrics, StringComparison.Ordinal);
         Assert.Contains("pushservice_deliveries", metrics, StringComparison.Ordinal);
         Assert.Contains("pushservice_connections", metrics, StringComparison.Ordinal);
+        Assert.Contains("http_server_request_duration", metrics, StringComparison.Ordinal);
+        Assert.Contains("kestrel_active_connections", metrics, StringComparison.Ordinal);
+        Assert.Contains("dotnet_gc_", metrics, StringComparison.Ordinal);
     }
 
     [Fact]

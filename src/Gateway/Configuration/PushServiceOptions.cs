@@ -264,10 +264,10 @@ public sealed class WebSocketEndpointOptions
     public TimeSpan PingInterval { get; set; } = TimeSpan.FromSeconds(25);
 
     /// <summary>
-    /// The shortest time between two flushes of a send loop (one loop per core serves all its connections). Pushes queued
-    /// meanwhile go out together, one frame per connection, so a busy connection costs one send per window instead of one
-    /// per message; a loop that has not flushed within the window flushes at once, so sparse traffic sees no added latency.
-    /// Zero flushes as soon as anything is queued.
+    /// The shortest time between two flushes of one connection (one send loop per core serves all its connections).
+    /// Pushes queued meanwhile go out together in one frame, so a busy connection costs one send per window instead of
+    /// one per message; a connection that has not been flushed within the window is flushed at once, so sparse traffic
+    /// sees no added latency. Zero flushes as soon as anything is queued.
     /// </summary>
     /// <value>The default value is 10 milliseconds.</value>
     public TimeSpan WriteCoalescing { get; set; } = TimeSpan.FromMilliseconds(10);
