@@ -1,16 +1,9 @@
-using System.Diagnostics.Metrics;
-using System.IO.Pipelines;
 using System.Text;
 using BenchmarkDotNet.Attributes;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 using PushService.Broker;
-using PushService.Broker.InMemory;
 using PushService.Gateway.Configuration;
 using PushService.Gateway.Connections;
 using PushService.Gateway.Hub;
-using PushService.Gateway.Telemetry;
 
 namespace PushService.Benchmarks;
 
@@ -34,10 +27,8 @@ public class FanOutBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        var options = Options.Create(new PushServiceOptions());
-        var meters = new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<IMeterFactory>();
-        var broker = new InMemoryBroker(Options.Create(new InMemoryBrokerOptions()), TimeProvider.System, NullLogger<InMemoryBroker>.Instance);
-        _hub = new LocalHub(broker, new InMemoryPresenceStore(TimeProvider.System), options, new PushMetrics(meters), NullLogger<LocalHub>.Instance);
+        var options = new PushServiceOptions();
+        _hub = BenchmarkHub.Create(options);
 
         // A send loop that flushes once and then sleeps: connections stay marked scheduled, as under load.
         _loop = new SendScheduler.SendLoop(TimeSpan.FromHours(1), TimeProvider.System);
@@ -46,10 +37,8 @@ public class FanOutBenchmarks
         var position = new StreamPosition(0, "bench");
         for (var i = 0; i < Subscribers; i++)
         {
-            var pipe = new Pipe();
-            var transport = new DuplexPipe(pipe.Reader, pipe.Writer);
-            var connection = new ClientConnection(transport, () => { }, $"c{i}", settings, _loop, TimeProvider.System, NullLogger.Instance) { Hub = _hub };
-            var subscription = new Subscription(connection, "bench") { Namespace = options.Value.DefaultNamespace };
+            var connection = BenchmarkHub.Connection(_hub, i, settings, _loop);
+            var subscription = new Subscription(connection, "bench") { Namespace = options.DefaultNamespace };
             _hub.AddAsync(subscription, CancellationToken.None).AsTask().GetAwaiter().GetResult();
             subscription.Activate(position, "{}"u8.ToArray());
             _connections[i] = connection;
@@ -76,6 +65,3 @@ public class FanOutBenchmarks
         }
     }
 }
-
-/// <summary>A pipe pair for connections whose sends the benchmark never drains.</summary>
-internal sealed record DuplexPipe(PipeReader Input, PipeWriter Output) : IDuplexPipe;

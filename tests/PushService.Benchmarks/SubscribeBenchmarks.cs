@@ -1,14 +1,7 @@
-using System.Diagnostics.Metrics;
-using System.IO.Pipelines;
 using BenchmarkDotNet.Attributes;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
-using PushService.Broker.InMemory;
 using PushService.Gateway.Configuration;
 using PushService.Gateway.Connections;
 using PushService.Gateway.Hub;
-using PushService.Gateway.Telemetry;
 
 namespace PushService.Benchmarks;
 
@@ -31,17 +24,12 @@ public class SubscribeBenchmarks
     public void Setup()
     {
         _options = new PushServiceOptions();
-        var meters = new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<IMeterFactory>();
-        var broker = new InMemoryBroker(Options.Create(new InMemoryBrokerOptions()), TimeProvider.System, NullLogger<InMemoryBroker>.Instance);
-        _hub = new LocalHub(broker, new InMemoryPresenceStore(TimeProvider.System), Options.Create(_options), new PushMetrics(meters),
-            NullLogger<LocalHub>.Instance);
+        _hub = BenchmarkHub.Create(_options);
         _loop = new SendScheduler.SendLoop(TimeSpan.Zero, TimeProvider.System);
         var settings = new ConnectionSettings(1 << 20, 1000, 65536);
         for (var i = 0; i <= Subscribers; i++)
         {
-            var pipe = new Pipe();
-            var connection = new ClientConnection(new DuplexPipe(pipe.Reader, pipe.Writer), () => { }, $"c{i}", settings, _loop,
-                TimeProvider.System, NullLogger.Instance) { Hub = _hub };
+            var connection = BenchmarkHub.Connection(_hub, i, settings, _loop);
             var subscription = new Subscription(connection, "bench") { Namespace = _options.DefaultNamespace };
             if (i == Subscribers)
             {

@@ -23,6 +23,17 @@ public sealed class SubscriberSetTests : IAsyncDisposable
     private Subscription[] NewSubscriptions(int count) =>
         [.. Enumerable.Range(0, count).Select(_ => new Subscription(_connection, "news") { Namespace = new NamespaceOptions() })];
 
+    private static SubscriberSet SetOf(IEnumerable<Subscription> subscriptions)
+    {
+        var set = new SubscriberSet();
+        foreach (var subscription in subscriptions)
+        {
+            set.Add(subscription);
+        }
+
+        return set;
+    }
+
     private static List<Subscription> Enumerate(SubscriberSet set)
     {
         var seen = new List<Subscription>();
@@ -37,12 +48,8 @@ public sealed class SubscriberSetTests : IAsyncDisposable
     [Fact]
     public void AddAndRemove_KeepCountAndMembers_AndReuseFreedSlots()
     {
-        var set = new SubscriberSet();
         var subscriptions = NewSubscriptions(10);
-        foreach (var subscription in subscriptions)
-        {
-            set.Add(subscription);
-        }
+        var set = SetOf(subscriptions);
 
         Assert.Equal(10, set.Count);
         Assert.Equal(subscriptions, Enumerate(set));
@@ -63,12 +70,8 @@ public sealed class SubscriberSetTests : IAsyncDisposable
     [Fact]
     public void Remove_OfAStranger_ChangesNothing()
     {
-        var set = new SubscriberSet();
         var members = NewSubscriptions(3);
-        foreach (var subscription in members)
-        {
-            set.Add(subscription);
-        }
+        var set = SetOf(members);
 
         var other = new SubscriberSet();
         var stranger = NewSubscriptions(1)[0];
@@ -84,12 +87,8 @@ public sealed class SubscriberSetTests : IAsyncDisposable
     [Fact]
     public void RemovingMost_PacksTheRest_AndTheSetKeepsWorking()
     {
-        var set = new SubscriberSet();
         var subscriptions = NewSubscriptions(1000);
-        foreach (var subscription in subscriptions)
-        {
-            set.Add(subscription);
-        }
+        var set = SetOf(subscriptions);
 
         var stayers = subscriptions.Where((_, i) => i % 50 == 7).ToArray();
         foreach (var leaver in subscriptions.Except(stayers))
@@ -110,10 +109,7 @@ public sealed class SubscriberSetTests : IAsyncDisposable
         Assert.Empty(Enumerate(set));
 
         var again = NewSubscriptions(5);
-        foreach (var subscription in again)
-        {
-            set.Add(subscription);
-        }
+        Array.ForEach(again, set.Add);
 
         Assert.Equal(again, Enumerate(set));
     }
@@ -121,12 +117,8 @@ public sealed class SubscriberSetTests : IAsyncDisposable
     [Fact]
     public void AFanOutInProgress_SeesEveryStayer_WhileOthersLeaveAndJoin()
     {
-        var set = new SubscriberSet();
         var subscriptions = NewSubscriptions(400);
-        foreach (var subscription in subscriptions)
-        {
-            set.Add(subscription);
-        }
+        var set = SetOf(subscriptions);
 
         var stayers = subscriptions.Where((_, i) => i % 10 == 0).ToHashSet();
         var enumerator = set.GetEnumerator();
@@ -158,14 +150,10 @@ public sealed class SubscriberSetTests : IAsyncDisposable
     [Fact]
     public async Task ConcurrentFanOuts_NeverMissAStayer_WhileChurnersComeAndGo()
     {
-        var set = new SubscriberSet();
         var all = NewSubscriptions(500);
+        var set = SetOf(all);
         var stayers = all.Where((_, i) => i % 5 == 0).ToArray();
         var churners = all.Except(stayers).ToArray();
-        foreach (var subscription in all)
-        {
-            set.Add(subscription);
-        }
 
         var churn = Task.Run(() =>
         {
