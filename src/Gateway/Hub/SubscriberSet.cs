@@ -2,17 +2,22 @@ namespace PushService.Gateway.Hub;
 
 /// <summary>
 /// The local subscribers of one channel: fan-out reads it without a lock while the channel's gate serialises changes.
-/// A subscriber keeps its slot until it leaves, and a leaver's slot is cleared, not filled by moving another one in,
-/// so a fan-out that is part-way through the slots never skips a subscriber that stays. Adding and removing are O(1)
-/// (a copy-on-write array would copy the whole channel on every subscribe: quadratic in a channel's size).
+/// Adding and removing are O(1) (a copy-on-write array would copy the whole channel on every subscribe: quadratic in a
+/// channel's size).
 /// </summary>
+/// <remarks>
+/// A fan-out must never skip a subscriber that stays. So a leaver's slot is cleared (and later reused), never filled by
+/// moving another subscriber into it, and an array is never rearranged while readers may hold it: packing after most
+/// subscribers left copies the rest into a new array, in order. A subscriber's index therefore only ever goes down, and a
+/// reader that takes the used mark first and the array second covers every subscriber present when it started.
+/// </remarks>
 internal sealed class SubscriberSet
 {
     private const int InitialCapacity = 4;
 
     private Subscription?[] _slots = [];
-    // Slots below this mark may hold a subscriber. Written after _slots, read before it, so a reader that sees a mark
-    // sees an array at least that long holding every subscriber placed below it.
+    // Slots below this mark may hold a subscriber. Written after _slots when both change, read before it, so a reader
+    // that sees a mark sees an array at least as new as the one the mark was set for.
     private int _used;
     private int _count;
     private Stack<int>? _free;
