@@ -44,7 +44,7 @@ public sealed partial class LocalHub : IBrokerEventHandler
 
     /// <remarks>
     /// Walks the map without its locks; <c>_connections.Values</c> would lock every bucket and copy all connections,
-    /// each second for the heartbeat (a large-object-heap array from about 10,000 connections on).
+    /// each second for the heartbeat (a large-object-heap array from about 10,600 connections on).
     /// </remarks>
     internal IEnumerable<ClientConnection> Connections
     {
