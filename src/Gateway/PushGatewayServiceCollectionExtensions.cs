@@ -162,7 +162,8 @@ public static class PushGatewayServiceCollectionExtensions
 
     /// <summary>
     /// Uses the Redis backplane, configured from <c>PushService:Redis</c> (<c>Configuration</c>, <c>KeyPrefix</c>,
-    /// <c>OperationTimeout</c>, <c>BreakDuration</c>, <c>PositionTtl</c>, <c>ShardedPubSub</c>) and <c>PushService:IdempotencyWindow</c>.
+    /// <c>OperationTimeout</c>, <c>BreakDuration</c>, <c>PositionTtl</c>, <c>ShardedPubSub</c>, <c>DedicatedIoThreads</c>) and
+    /// <c>PushService:IdempotencyWindow</c>.
     /// </summary>
     public static PushGatewayBuilder AddRedisBroker(this PushGatewayBuilder builder, Action<RedisBrokerOptions>? configure = null)
     {

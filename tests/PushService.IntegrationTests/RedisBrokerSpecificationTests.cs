@@ -6,6 +6,7 @@ using PushService.Broker.Specification;
 using PushService.Gateway;
 using PushService.Gateway.Configuration;
 using PushService.IntegrationTests.Infrastructure;
+using StackExchange.Redis;
 
 namespace PushService.IntegrationTests;
 
@@ -13,6 +14,18 @@ namespace PushService.IntegrationTests;
 public sealed class RedisBrokerSpecificationTests(RedisFixture redis) : RedisSpecification, IClassFixture<RedisFixture>
 {
     protected override string Configuration => redis.Server.Configuration;
+
+    protected override void Started(RedisConnection connection) => Assert.Same(SocketManager.ThreadPool, connection.SocketManager);
+}
+
+/// <summary>The same with StackExchange.Redis reading on its dedicated threads (<c>Redis:DedicatedIoThreads</c>).</summary>
+public sealed class RedisDedicatedThreadsBrokerSpecificationTests(RedisFixture redis) : RedisSpecification, IClassFixture<RedisFixture>
+{
+    protected override string Configuration => redis.Server.Configuration;
+
+    protected override void Configure(RedisBrokerOptions options) => options.DedicatedIoThreads = true;
+
+    protected override void Started(RedisConnection connection) => Assert.Same(SocketManager.Shared, connection.SocketManager);
 }
 
 /// <summary>The broker specification against some Redis deployment; subclasses say which.</summary>
@@ -22,6 +35,11 @@ public abstract class RedisSpecification : BrokerSpecification
 
     /// <summary>The StackExchange.Redis configuration string of the deployment under test.</summary>
     protected abstract string Configuration { get; }
+
+    /// <summary>Options of each broker beyond the deployment's address.</summary>
+    protected virtual void Configure(RedisBrokerOptions options)
+    {
+    }
 
     /// <summary>Called with each started broker's connection, for checks of the deployment's kind.</summary>
     protected virtual void Started(RedisConnection connection)
@@ -45,7 +63,7 @@ public abstract class RedisSpecification : BrokerSpecification
 
     protected override async Task<IBroker> CreateBrokerAsync(IBrokerEventHandler handler)
     {
-        var provider = BuildNode(Configuration);
+        var provider = BuildNode(Configuration, Configure);
         _providers.Add(provider);
         var broker = provider.GetRequiredService<RedisBroker>();
         await broker.StartAsync(handler, CancellationToken.None);

@@ -28,6 +28,9 @@ public sealed partial class RedisConnection : IAsyncDisposable
 
     internal bool Sharded { get; private set; }
 
+    /// <summary>Where the multiplexer reads (see <see cref="RedisBrokerOptions.DedicatedIoThreads"/>); set on connecting.</summary>
+    internal SocketManager? SocketManager { get; private set; }
+
     /// <summary>True while the multiplexer has a working connection.</summary>
     public bool IsConnected => _multiplexer.IsValueCreated && _multiplexer.Value.IsCompletedSuccessfully && _multiplexer.Value.Result.IsConnected;
 
@@ -39,6 +42,7 @@ public sealed partial class RedisConnection : IAsyncDisposable
         var configuration = ConfigurationOptions.Parse(_options.Configuration);
         configuration.AbortOnConnectFail = false;
         configuration.BacklogPolicy = BacklogPolicy.FailFast;
+        configuration.SocketManager = SocketManager = _options.DedicatedIoThreads ? SocketManager.Shared : SocketManager.ThreadPool;
         configuration.ClientName ??= "pushservice";
         var timeoutMs = (int)_options.OperationTimeout.TotalMilliseconds;
         configuration.AsyncTimeout = timeoutMs;
