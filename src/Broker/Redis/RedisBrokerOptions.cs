@@ -42,7 +42,7 @@ public sealed class RedisBrokerOptions
 
     /// <summary>
     /// Read Redis replies and pub/sub messages on StackExchange.Redis's own dedicated threads instead of the .NET thread
-    /// pool. The thread pool saves a hand-off between threads per reply and per message (about a third of the gateway's
+    /// pool. The thread pool saves a hand-off between threads per reply and per message (about 30% of the gateway's
     /// CPU per publication; docs/benchmarks.md); dedicated threads keep Redis reads going in an application that starves
     /// the thread pool with blocking calls, which the gateway does not make.
     /// </summary>
