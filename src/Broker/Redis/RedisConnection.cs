@@ -42,7 +42,8 @@ public sealed partial class RedisConnection : IAsyncDisposable
         var configuration = ConfigurationOptions.Parse(_options.Configuration);
         configuration.AbortOnConnectFail = false;
         configuration.BacklogPolicy = BacklogPolicy.FailFast;
-        configuration.SocketManager = SocketManager = _options.DedicatedIoThreads ? SocketManager.Shared : SocketManager.ThreadPool;
+        SocketManager = _options.DedicatedIoThreads ? SocketManager.Shared : SocketManager.ThreadPool;
+        configuration.SocketManager = SocketManager;
         configuration.ClientName ??= "pushservice";
         var timeoutMs = (int)_options.OperationTimeout.TotalMilliseconds;
         configuration.AsyncTimeout = timeoutMs;

@@ -297,7 +297,7 @@ public sealed partial class LocalHub : IBrokerEventHandler
 
         var frame = FrameEncoder.Message(publication);
         var delivered = 0;
-        foreach (var subscriber in channel.Subscribers.Current)
+        foreach (var subscriber in channel.Subscribers)
         {
             subscriber.Deliver(publication, frame);
             delivered++;

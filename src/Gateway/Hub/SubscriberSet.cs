@@ -80,18 +80,13 @@ internal sealed class SubscriberSet
         return true;
     }
 
-    /// <summary>The subscribers as of now, for one fan-out; enumerating it never allocates.</summary>
-    public Snapshot Current
+    /// <summary>Walks the subscribers as of now, for one fan-out, without allocating.</summary>
+    public Enumerator GetEnumerator()
     {
-        get
-        {
-            var used = Volatile.Read(ref _used);
-            var slots = Volatile.Read(ref _slots);
-            return new Snapshot(slots, Math.Min(used, slots.Length));
-        }
+        var used = Volatile.Read(ref _used);
+        var slots = Volatile.Read(ref _slots);
+        return new Enumerator(slots, Math.Min(used, slots.Length));
     }
-
-    public Snapshot.Enumerator GetEnumerator() => Current.GetEnumerator();
 
     private void Reset()
     {
@@ -121,31 +116,26 @@ internal sealed class SubscriberSet
         _free = null;
     }
 
-    /// <summary>A view of the slots; empty ones are skipped.</summary>
-    public readonly struct Snapshot(Subscription?[] slots, int length)
+    /// <summary>Walks one array's slots up to a mark, skipping empty ones.</summary>
+    public struct Enumerator(Subscription?[] slots, int length)
     {
-        public Enumerator GetEnumerator() => new(slots, length);
+        private int _index = -1;
+        private Subscription? _current;
 
-        public struct Enumerator(Subscription?[] slots, int length)
+        public readonly Subscription Current => _current!;
+
+        public bool MoveNext()
         {
-            private int _index = -1;
-            private Subscription? _current;
-
-            public readonly Subscription Current => _current!;
-
-            public bool MoveNext()
+            while (++_index < length)
             {
-                while (++_index < length)
+                _current = Volatile.Read(ref slots[_index]);
+                if (_current is not null)
                 {
-                    _current = Volatile.Read(ref slots[_index]);
-                    if (_current is not null)
-                    {
-                        return true;
-                    }
+                    return true;
                 }
-
-                return false;
             }
+
+            return false;
         }
     }
 }
