@@ -26,9 +26,9 @@ public sealed class RedisBrokerTests : IAsyncLifetime
         await _redis.DisposeAsync();
     }
 
-    private async Task<(RedisBroker Broker, BrokerSpecification.RecordingHandler Handler)> NodeAsync()
+    private async Task<(RedisBroker Broker, BrokerSpecification.RecordingHandler Handler)> NodeAsync(Action<RedisBrokerOptions>? configure = null)
     {
-        var provider = RedisBrokerSpecificationTests.BuildNode(_redis.Configuration);
+        var provider = RedisBrokerSpecificationTests.BuildNode(_redis.Configuration, configure);
         _providers.Add(provider);
         var handler = new BrokerSpecification.RecordingHandler();
         var broker = provider.GetRequiredService<RedisBroker>();
@@ -134,6 +134,23 @@ public sealed class RedisBrokerTests : IAsyncLifetime
         Assert.Equal(2, next.Position.Offset);
         var delivered = await handler.WaitForAsync("outage", 2, TimeSpan.FromSeconds(20));
         Assert.Equal([1L, 2], delivered.Select(p => p.Offset));
+    }
+
+    [Fact]
+    public async Task UnresponsiveRedis_FailsThePublishAfterTheOperationTimeout_NotWhenRedisAnswersAgain()
+    {
+        var (node, _) = await NodeAsync(options => options.OperationTimeout = TimeSpan.FromMilliseconds(700));
+        await node.PublishAsync("paused", Json("1"), Keep);
+
+        // The connection stays up but nothing is answered: only a per-call timeout can end the publish. StackExchange.Redis
+        // checks its timeouts about once a second, so the call ends 0.7-1.7 s in; its own default (5 s) or the pause
+        // (15 s) would be far later.
+        Assert.Equal("+OK", await _redis.CommandAsync("CLIENT", "PAUSE", "15000", "ALL"));
+        var watch = Stopwatch.StartNew();
+        var failure = await Assert.ThrowsAsync<BrokerUnavailableException>(() => node.PublishAsync("paused", Json("2"), Keep).AsTask());
+        Assert.True(watch.Elapsed >= TimeSpan.FromSeconds(0.65), $"failed after {watch.Elapsed}, before the timeout");
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(4), $"took {watch.Elapsed}: not the operation timeout");
+        Assert.IsType<StackExchange.Redis.RedisTimeoutException>(failure.InnerException);
     }
 
     private static async Task<PublishResult> PublishWhenAvailableAsync(IBroker broker, string channel, string data)

@@ -5,7 +5,6 @@ using Microsoft.Extensions.Options;
 using Polly;
 using Polly.CircuitBreaker;
 using Polly.Registry;
-using Polly.Timeout;
 using StackExchange.Redis;
 
 namespace PushService.Broker.Redis;
@@ -15,8 +14,9 @@ namespace PushService.Broker.Redis;
 /// one Redis subscription per channel with local subscribers, read in order through a <see cref="ChannelMessageQueue"/>.
 /// The node remembers the last offset it delivered per channel and fills any gap from history before delivering newer
 /// publications, after an offset gap or a reconnect, so subscribers see gap-free order without reconnecting.
-/// Calls go through a resilience pipeline (timeout inside a circuit breaker): while Redis is down they fail fast with
-/// <see cref="BrokerUnavailableException"/>.
+/// Calls go through a resilience pipeline (a circuit breaker): while Redis is down they fail fast with
+/// <see cref="BrokerUnavailableException"/>. A call that Redis does not answer fails after
+/// <see cref="RedisBrokerOptions.OperationTimeout"/>, StackExchange.Redis's own asynchronous timeout.
 /// </summary>
 public sealed partial class RedisBroker : IBroker, IAsyncDisposable
 {
@@ -48,25 +48,26 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     /// <inheritdoc />
     public bool IsAvailable => _connection.IsConnected && _circuit.CircuitState is CircuitState.Closed or CircuitState.HalfOpen;
 
-    /// <summary>Adds the broker's resilience pipeline: a timeout per call inside a circuit breaker that opens on repeated failures.</summary>
+    /// <summary>
+    /// Adds the broker's resilience pipeline: a circuit breaker that opens on repeated failures. It has no timeout
+    /// strategy: Polly's is cooperative and no Redis call observes a cancellation token, so it could never fire; the
+    /// multiplexer times calls out itself (<see cref="RedisBrokerOptions.OperationTimeout"/> is its <c>AsyncTimeout</c>).
+    /// </summary>
     public static void ConfigurePipeline(ResiliencePipelineBuilder builder, RedisBrokerOptions options, CircuitBreakerStateProvider state)
     {
         var failures = new PredicateBuilder()
             .Handle<RedisConnectionException>()
             .Handle<RedisTimeoutException>()
-            .Handle<TimeoutRejectedException>()
             .Handle<RedisServerException>(RedisFailures.IsTransient);
-        builder
-            .AddCircuitBreaker(new CircuitBreakerStrategyOptions
-            {
-                FailureRatio = 0.5,
-                MinimumThroughput = 3,
-                SamplingDuration = TimeSpan.FromSeconds(5),
-                BreakDuration = options.BreakDuration,
-                ShouldHandle = failures,
-                StateProvider = state,
-            })
-            .AddTimeout(options.OperationTimeout);
+        builder.AddCircuitBreaker(new CircuitBreakerStrategyOptions
+        {
+            FailureRatio = 0.5,
+            MinimumThroughput = 3,
+            SamplingDuration = TimeSpan.FromSeconds(5),
+            BreakDuration = options.BreakDuration,
+            ShouldHandle = failures,
+            StateProvider = state,
+        });
     }
 
     /// <inheritdoc />

@@ -1,4 +1,3 @@
-using Polly.Timeout;
 using StackExchange.Redis;
 
 namespace PushService.Broker.Redis;
@@ -17,7 +16,7 @@ internal static class RedisFailures
 
     /// <summary>True when <paramref name="ex"/> says Redis is away or not answering.</summary>
     public static bool IsUnavailable(Exception ex) =>
-        ex is RedisConnectionException or RedisTimeoutException or TimeoutException or TimeoutRejectedException
+        ex is RedisConnectionException or RedisTimeoutException or TimeoutException
         || (ex is RedisServerException server && IsTransient(server));
 
     public static BrokerUnavailableException Unavailable(Exception ex, TimeSpan retryAfter) =>

@@ -230,12 +230,79 @@ internal sealed partial class ClientConnection
         _sendingDone.TrySetResult();
     }
 
-    /// <summary>Runs the connection until it closes: the receive loop here, the sends on the connection's send loop.</summary>
-    public async Task RunAsync(Func<ClientConnection, ReadOnlyMemory<byte>, ValueTask> handleMessage, CancellationToken stopping)
+    /// <summary>
+    /// Runs the connection until it closes: the receive loop here, the sends on the connection's send loop. One method
+    /// rather than a loop awaited by a wrapper: an idle connection holds one suspended state machine here, not two.
+    /// </summary>
+    /// <remarks>
+    /// The read takes no cancellation token: aborting the connection completes its input (Kestrel's transport, or the
+    /// upgraded request's stream), which ends the read, and a token would hold a registration per idle connection.
+    /// </remarks>
+    public async Task RunAsync(Func<ClientConnection, ReadOnlyMemory<byte>, ValueTask> handleMessage)
     {
+        var input = _transport.Input;
+        using var reader = new WebSocketReader(_maxMessageBytes);
         try
         {
-            await ReceiveLoopAsync(handleMessage, stopping);
+            var done = false;
+            while (!done)
+            {
+                // With no data the read holds no buffer (Kestrel waits for data before renting one): idle connections
+                // cost no receive memory.
+                var result = await input.ReadAsync();
+                var buffer = result.Buffer;
+                try
+                {
+                    while (!done)
+                    {
+                        var read = reader.Read(ref buffer);
+                        if (read == WebSocketReadResult.NeedMoreData)
+                        {
+                            break;
+                        }
+
+                        Volatile.Write(ref _lastActivityTicks, _time.GetUtcNow().UtcTicks);
+                        switch (read)
+                        {
+                            case WebSocketReadResult.Ping:
+                                // Only the latest ping needs its pong (RFC 6455 section 5.5.3).
+                                Volatile.Write(ref _pendingPong, reader.ControlPayload.ToArray());
+                                Schedule();
+                                break;
+                            case WebSocketReadResult.Close:
+                                _closeReceived = true;
+                                done = true;
+                                break;
+                            case WebSocketReadResult.ProtocolError:
+                                Log.ProtocolError(_logger, Id, reader.Error ?? "");
+                                RequestClose(Disconnect.ProtocolError);
+                                done = true;
+                                break;
+                            case WebSocketReadResult.InvalidUtf8:
+                                RequestClose(Disconnect.InvalidPayload);
+                                done = true;
+                                break;
+                            case WebSocketReadResult.Message:
+                                try
+                                {
+                                    await HandleMessageAsync(reader, handleMessage);
+                                }
+                                finally
+                                {
+                                    reader.ReleaseMessage();
+                                }
+
+                                break;
+                        }
+                    }
+                }
+                finally
+                {
+                    input.AdvanceTo(buffer.Start, buffer.End);
+                }
+
+                done |= result.IsCompleted || result.IsCanceled;
+            }
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException)
         {
@@ -249,70 +316,6 @@ internal sealed partial class ClientConnection
         }
 
         await _sendingDone.Task;
-    }
-
-    private async Task ReceiveLoopAsync(Func<ClientConnection, ReadOnlyMemory<byte>, ValueTask> handleMessage, CancellationToken stopping)
-    {
-        var input = _transport.Input;
-        using var reader = new WebSocketReader(_maxMessageBytes);
-        while (true)
-        {
-            // With no data the read holds no buffer (Kestrel waits for data before renting one): idle connections cost
-            // no receive memory.
-            var result = await input.ReadAsync(stopping);
-            var buffer = result.Buffer;
-            try
-            {
-                while (true)
-                {
-                    var read = reader.Read(ref buffer);
-                    if (read == WebSocketReadResult.NeedMoreData)
-                    {
-                        break;
-                    }
-
-                    Volatile.Write(ref _lastActivityTicks, _time.GetUtcNow().UtcTicks);
-                    switch (read)
-                    {
-                        case WebSocketReadResult.Ping:
-                            // Only the latest ping needs its pong (RFC 6455 section 5.5.3).
-                            Volatile.Write(ref _pendingPong, reader.ControlPayload.ToArray());
-                            Schedule();
-                            break;
-                        case WebSocketReadResult.Close:
-                            _closeReceived = true;
-                            return;
-                        case WebSocketReadResult.ProtocolError:
-                            Log.ProtocolError(_logger, Id, reader.Error ?? "");
-                            RequestClose(Disconnect.ProtocolError);
-                            return;
-                        case WebSocketReadResult.InvalidUtf8:
-                            RequestClose(Disconnect.InvalidPayload);
-                            return;
-                        case WebSocketReadResult.Message:
-                            try
-                            {
-                                await HandleMessageAsync(reader, handleMessage);
-                            }
-                            finally
-                            {
-                                reader.ReleaseMessage();
-                            }
-
-                            break;
-                    }
-                }
-            }
-            finally
-            {
-                input.AdvanceTo(buffer.Start, buffer.End);
-            }
-
-            if (result.IsCompleted || result.IsCanceled)
-            {
-                return;
-            }
-        }
     }
 
     private ValueTask HandleMessageAsync(WebSocketReader reader, Func<ClientConnection, ReadOnlyMemory<byte>, ValueTask> handleMessage)

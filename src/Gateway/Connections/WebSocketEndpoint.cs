@@ -155,7 +155,7 @@ internal sealed partial class WebSocketEndpoint : IDisposable
             var transport = new StreamTransport(stream);
             try
             {
-                await RunAdmittedAsync(transport, context.Abort, context.RequestAborted);
+                await RunAdmittedAsync(transport, context.Abort);
             }
             finally
             {
@@ -169,7 +169,7 @@ internal sealed partial class WebSocketEndpoint : IDisposable
     }
 
     /// <summary>Runs an admitted connection until it closes; the caller releases its place afterwards.</summary>
-    public async Task RunAdmittedAsync(IDuplexPipe transport, Action abort, CancellationToken aborted)
+    public async Task RunAdmittedAsync(IDuplexPipe transport, Action abort)
     {
         var connection = new ClientConnection(transport, abort, NewConnectionId(), _settings, _sendScheduler.Assign(), _time, _connectionLogger)
         {
@@ -180,7 +180,7 @@ internal sealed partial class WebSocketEndpoint : IDisposable
         _metrics.ConnectionOpened();
         try
         {
-            await connection.RunAsync(_handleMessage, aborted);
+            await connection.RunAsync(_handleMessage);
         }
         finally
         {

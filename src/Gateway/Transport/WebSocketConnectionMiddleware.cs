@@ -42,7 +42,7 @@ internal sealed partial class WebSocketConnectionMiddleware
         try
         {
             await connection.Transport.Output.WriteAsync(request.SwitchingProtocolsResponse(WebSocketEndpoint.SubProtocolFor(request)));
-            await _endpoint.RunAdmittedAsync(connection.Transport, connection.Abort, connection.ConnectionClosed);
+            await _endpoint.RunAdmittedAsync(connection.Transport, connection.Abort);
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException)
         {
