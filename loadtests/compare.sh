@@ -15,7 +15,7 @@ case "$regime" in
   A) scenario=(--scenario fanout --connections 2000 --channels 10 --channels-per-connection 1 --rate 100) ;;
   B) scenario=(--scenario fanout --connections 200 --channels 10 --channels-per-connection 10 --rate 500) ;;
   C) scenario=(--scenario fanout --connections 100 --channels 10 --channels-per-connection 10 --rate 2000) ;;
-  idle) scenario=(--scenario idle --connections 10000 --channels 10 --channels-per-connection 1 --connect-parallelism 128) ;;
+  idle) scenario=(--scenario idle --connections 10000 --warmup-connections 200 --channels 10 --channels-per-connection 1 --connect-parallelism 128) ;;
   churn) scenario=(--scenario churn --channels 10 --channels-per-connection 1 --rate 200) ;;
   *) echo "unknown regime $regime" >&2; exit 2 ;;
 esac
@@ -72,7 +72,7 @@ python3 - "$results" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
 keys = ["deliveriesPerSecond", "gatewayCpuUsPerDelivery", "p50us", "p90us", "p99us", "maxus", "lost", "achievedPublishRate",
-        "connectsPerSecond", "rssGrowthKiBPerConnection", "peakGrowthKiBPerConnection", "marginalKiBPerConnection", "achievedConnectsPerSecond", "gatewayCpuUsPerConnect"]
+        "connectsPerSecond", "rssGrowthKiBPerConnection", "peakGrowthKiBPerConnection", "coldPeakGrowthKiBPerConnection", "marginalKiBPerConnection", "achievedConnectsPerSecond", "gatewayCpuUsPerConnect"]
 by = {}
 for r in rows: by.setdefault(r["target"], []).append(r)
 print("medians over", {t: len(v) for t, v in by.items()}, "runs")
@@ -80,7 +80,7 @@ for t, rs in by.items():
     med = {k: statistics.median([r[k] for r in rs if r.get(k) is not None]) for k in keys if any(r.get(k) is not None for r in rs)}
     print(t, json.dumps(med))
 if "pushservice" in by and "signalr" in by:
-    for k in ["gatewayCpuUsPerDelivery", "p99us", "peakGrowthKiBPerConnection", "marginalKiBPerConnection", "gatewayCpuUsPerConnect"]:
+    for k in ["gatewayCpuUsPerDelivery", "p99us", "peakGrowthKiBPerConnection", "coldPeakGrowthKiBPerConnection", "marginalKiBPerConnection", "gatewayCpuUsPerConnect"]:
         a = [r[k] for r in by["pushservice"] if r.get(k) is not None]; b = [r[k] for r in by["signalr"] if r.get(k) is not None]
         if a and b: print(f"ratio pushservice/signalr {k}: {statistics.median(a)/statistics.median(b):.2f}")
 PY

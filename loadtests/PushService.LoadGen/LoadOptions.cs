@@ -18,6 +18,7 @@ internal sealed class LoadOptions
     public TimeSpan Warmup { get; private set; } = TimeSpan.FromSeconds(3);
     public int PayloadBytes { get; private set; } = 64;
     public int ConnectParallelism { get; private set; } = 64;
+    public int WarmupConnections { get; private set; }
     public List<int> Pids { get; } = [];
     public bool Quiet { get; private set; }
 
@@ -43,6 +44,7 @@ internal sealed class LoadOptions
                 case "--warmup": options.Warmup = TimeSpan.FromSeconds(double.Parse(Value(), CultureInfo.InvariantCulture)); break;
                 case "--payload-bytes": options.PayloadBytes = int.Parse(Value(), CultureInfo.InvariantCulture); break;
                 case "--connect-parallelism": options.ConnectParallelism = int.Parse(Value(), CultureInfo.InvariantCulture); break;
+                case "--warmup-connections": options.WarmupConnections = int.Parse(Value(), CultureInfo.InvariantCulture); break;
                 case "--pids": options.Pids.AddRange(Value().Split(',', StringSplitOptions.RemoveEmptyEntries).Select(p => int.Parse(p, CultureInfo.InvariantCulture))); break;
                 case "--quiet": options.Quiet = true; break;
                 default: throw new ArgumentException($"Unknown option {name}. See loadtests/README.md.");
