@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Measures PushService and the SignalR peer side by side, in one run, on this machine: for each run, two gateway nodes
-# of each server on one redis-server, the same load generator scenario, gateway CPU read from /proc over the measured
-# window. Prints each run's JSON and the medians. Usage:
+# Measures PushService and its peers (SignalR, Socket.IO) side by side, in one run, on this machine: for each run, two
+# gateway nodes of each server on one redis-server, the same load generator scenario, gateway CPU read from /proc over
+# the measured window. Prints each run's JSON and the medians. Usage:
 #   loadtests/compare.sh A|B|C|idle|churn [runs] [extra load generator options...]
 # Regimes (issue 5): A notifications (2000 conns x 1 of 10 channels, 20k deliveries/s); B dashboards (200 conns x 10
 # channels, 100k/s); C feeds (100 conns x 10 channels, 200k/s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 regime=${1:-A}; runs=${2:-3}; shift $(( $# > 2 ? 2 : $# )) || true
-targets=${TARGETS:-"pushservice signalr"}
+targets=${TARGETS:-"pushservice signalr socketio"}
 duration=${DURATION:-15}; warmup=${WARMUP:-5}
 
 case "$regime" in
@@ -23,6 +23,10 @@ esac
 for project in src/Gateway loadtests/peers/signalr loadtests/PushService.LoadGen; do
   dotnet build "$project" -c Release -nologo -v quiet >/dev/null
 done
+if [[ " $targets " == *" socketio "* ]]; then
+  # The Socket.IO peer's packages, at the versions its lock file pins.
+  npm ci --prefix loadtests/peers/socketio --no-audit --no-fund --loglevel=error >/dev/null
+fi
 gateway=src/Gateway/bin/Release/net10.0/PushService.Gateway.dll
 peer=loadtests/peers/signalr/bin/Release/net10.0/PushService.Peers.SignalR.dll
 loadgen=loadtests/PushService.LoadGen/bin/Release/net10.0/PushService.LoadGen.dll
@@ -47,9 +51,14 @@ start_nodes() {
       env ${GATEWAY_ENV:-} dotnet "$gateway" --urls "http://127.0.0.1:$port" --PushService:Redis:Configuration="127.0.0.1:$redis_port" \
         --PushService:NodeId="bench-$n" --Logging:LogLevel:Default=Warning ${GATEWAY_ARGS:-} >"$work/node$n.log" 2>&1 &
       pids+=($!); ws+=("ws://127.0.0.1:$port/ws"); wait_http "http://127.0.0.1:$port/readyz"
-    else
+    elif [ "$target" = signalr ]; then
       dotnet "$peer" --urls "http://127.0.0.1:$port" --Redis="127.0.0.1:$redis_port" --Logging:LogLevel:Default=Warning >"$work/node$n.log" 2>&1 &
       pids+=($!); ws+=("ws://127.0.0.1:$port/hub"); wait_http "http://127.0.0.1:$port/healthz"
+    elif [ "$target" = socketio ]; then
+      PORT=$port REDIS_URL="redis://127.0.0.1:$redis_port" node loadtests/peers/socketio/server.js >"$work/node$n.log" 2>&1 &
+      pids+=($!); ws+=("ws://127.0.0.1:$port/"); wait_http "http://127.0.0.1:$port/healthz"
+    else
+      echo "unknown target $target" >&2; exit 2
     fi
     if [ -z "$publish" ]; then publish="http://127.0.0.1:$port/"; fi
   done
@@ -79,8 +88,9 @@ print("medians over", {t: len(v) for t, v in by.items()}, "runs")
 for t, rs in by.items():
     med = {k: statistics.median([r[k] for r in rs if r.get(k) is not None]) for k in keys if any(r.get(k) is not None for r in rs)}
     print(t, json.dumps(med))
-if "pushservice" in by and "signalr" in by:
+for peer in [t for t in by if t != "pushservice"]:
+    if "pushservice" not in by: break
     for k in ["gatewayCpuUsPerDelivery", "p99us", "peakGrowthKiBPerConnection", "coldPeakGrowthKiBPerConnection", "marginalKiBPerConnection", "gatewayCpuUsPerConnect"]:
-        a = [r[k] for r in by["pushservice"] if r.get(k) is not None]; b = [r[k] for r in by["signalr"] if r.get(k) is not None]
-        if a and b: print(f"ratio pushservice/signalr {k}: {statistics.median(a)/statistics.median(b):.2f}")
+        a = [r[k] for r in by["pushservice"] if r.get(k) is not None]; b = [r[k] for r in by[peer] if r.get(k) is not None]
+        if a and b: print(f"ratio pushservice/{peer} {k}: {statistics.median(a)/statistics.median(b):.2f}")
 PY

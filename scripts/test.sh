@@ -13,11 +13,12 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 # The Debian package starts a system-wide server on 6379; the tests never use it, they start their own.
 
-# k6 is not installable here: its scripts are at least checked for syntax.
+# k6 is not installable here: its scripts are at least checked for syntax, as is the Socket.IO peer's server (its
+# packages come from npm only when loadtests/compare.sh measures it).
 if command -v node >/dev/null 2>&1; then
-  for script in loadtests/k6/*.js; do node --check "$script"; done
+  for script in loadtests/k6/*.js loadtests/peers/socketio/server.js; do node --check "$script"; done
 else
-  echo "node not found: skipping the k6 syntax check" >&2
+  echo "node not found: skipping the k6 and Socket.IO peer syntax checks" >&2
 fi
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1

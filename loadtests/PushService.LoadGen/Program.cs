@@ -1,6 +1,6 @@
 // PushService load generator: opens subscribers over several nodes, publishes through REST at a fixed rate, and reports
-// throughput, end-to-end latency, loss and gateway CPU per delivery. Runs against PushService or the SignalR peer with
-// the same scenario, so both are measured in one run. See loadtests/README.md.
+// throughput, end-to-end latency, loss and gateway CPU per delivery. Runs against PushService or a peer (SignalR,
+// Socket.IO) with the same scenario, so they are measured in one run. See loadtests/README.md.
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -24,7 +24,8 @@ ITarget target = options.Target switch
 {
     "pushservice" => new PushServiceTarget(http),
     "signalr" => new SignalRTarget(http),
-    _ => throw new ArgumentException("--target is pushservice or signalr"),
+    "socketio" => new SocketIoTarget(http),
+    _ => throw new ArgumentException("--target is pushservice, signalr or socketio"),
 };
 
 var summary = options.Scenario switch
