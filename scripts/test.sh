@@ -13,13 +13,15 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 # The Debian package starts a system-wide server on 6379; the tests never use it, they start their own.
 
-# k6 is not installable here: its scripts are at least checked for syntax, as is the Socket.IO peer's server (its
-# packages come from npm only when loadtests/compare.sh measures it).
-if command -v node >/dev/null 2>&1; then
-  for script in loadtests/k6/*.js loadtests/peers/socketio/server.js; do node --check "$script"; done
-else
-  echo "node not found: skipping the k6 and Socket.IO peer syntax checks" >&2
+# Node.js runs the Socket.IO peer, which the integration tests measure through the load generator as compare.sh does:
+# its packages come from npm at the versions its lock file pins. k6 is not installable here: its scripts are at least
+# checked for syntax, as is the peer's server.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "node and npm (Node.js 20) are needed: the integration tests run the Socket.IO peer." >&2
+  exit 1
 fi
+for script in loadtests/k6/*.js loadtests/peers/socketio/server.js; do node --check "$script"; done
+npm ci --prefix loadtests/peers/socketio --no-audit --no-fund --loglevel=error >/dev/null
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet build PushService.sln -c Release -warnaserror -nologo -v quiet

@@ -8,7 +8,17 @@ using System.Text.Json;
 using HdrHistogram;
 using PushService.LoadGen;
 
-var options = LoadOptions.Parse(args);
+LoadOptions options;
+try
+{
+    options = LoadOptions.Parse(args);
+}
+catch (ArgumentException ex)
+{
+    Console.Error.WriteLine($"loadgen: {ex.Message}");
+    return 2;
+}
+
 var publishBase = options.PublishUrl ?? new Uri(options.Endpoints[0].GetLeftPart(UriPartial.Authority).Replace("ws", "http", StringComparison.Ordinal) + "/");
 using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256, PooledConnectionLifetime = Timeout.InfiniteTimeSpan })
 {
@@ -28,13 +38,23 @@ ITarget target = options.Target switch
     _ => throw new ArgumentException("--target is pushservice, signalr or socketio"),
 };
 
-var summary = options.Scenario switch
+Dictionary<string, object?> summary;
+try
 {
-    "fanout" => await Scenarios.FanoutAsync(options, target),
-    "idle" => await Scenarios.IdleAsync(options, target),
-    "churn" => await Scenarios.ChurnAsync(options, target),
-    _ => throw new ArgumentException("--scenario is fanout, idle or churn"),
-};
+    summary = options.Scenario switch
+    {
+        "fanout" => await Scenarios.FanoutAsync(options, target),
+        "idle" => await Scenarios.IdleAsync(options, target),
+        "churn" => await Scenarios.ChurnAsync(options, target),
+        _ => throw new ArgumentException("--scenario is fanout, idle or churn"),
+    };
+}
+catch (SubscribeFailedException ex)
+{
+    // No figure is worth printing when not every subscriber is there: the deliveries it expects would be wrong.
+    Console.Error.WriteLine($"loadgen: {ex.Message}");
+    return 3;
+}
 
 Console.WriteLine(JsonSerializer.Serialize(summary));
 return summary.TryGetValue("lost", out var lost) && Convert.ToInt64(lost, CultureInfo.InvariantCulture) > 0 ? 1 : 0;
@@ -61,7 +81,8 @@ internal static class Scenarios
         var total = options.Warmup + options.Duration;
         var clock = Stopwatch.StartNew();
         var windowStarted = false;
-        double cpuStart = 0, systemStart = 0, windowStart = 0, cpuEnd = 0, windowEnd = 0;
+        double windowStart = 0, windowEnd = 0;
+        CpuTime? cpuStart = null;
         long publishedAtWindowStart = 0, publishedAtWindowEnd = 0;
         var nextProgress = TimeSpan.FromSeconds(1);
         while (clock.Elapsed < total)
@@ -70,8 +91,7 @@ internal static class Scenarios
             {
                 windowStarted = true;
                 metrics.StartWindow();
-                cpuStart = ProcessStats.CpuSeconds(options.Pids);
-                systemStart = ProcessStats.CpuSplit(options.Pids).System;
+                cpuStart = ProcessStats.Cpu(options.Pids);
                 windowStart = clock.Elapsed.TotalSeconds;
                 publishedAtWindowStart = Interlocked.Read(ref acked);
             }
@@ -101,8 +121,7 @@ internal static class Scenarios
         }
 
         metrics.StopWindow();
-        cpuEnd = ProcessStats.CpuSeconds(options.Pids);
-        var systemCpu = ProcessStats.CpuSplit(options.Pids).System - systemStart;
+        var cpuEnd = ProcessStats.Cpu(options.Pids);
         windowEnd = clock.Elapsed.TotalSeconds;
         publishedAtWindowEnd = Interlocked.Read(ref acked);
         var windowDeliveries = metrics.WindowReceived;
@@ -110,7 +129,7 @@ internal static class Scenarios
 
         // Let the tail arrive, then count what never did.
         var drain = Stopwatch.StartNew();
-        while (metrics.Received < Interlocked.Read(ref expected) && drain.Elapsed < TimeSpan.FromSeconds(15))
+        while (metrics.Received < Interlocked.Read(ref expected) && drain.Elapsed < options.Drain)
         {
             await Task.Delay(50);
         }
@@ -118,6 +137,11 @@ internal static class Scenarios
         await DisposeAllAsync(subscribers);
         var window = windowEnd - windowStart;
         var cpu = cpuEnd - cpuStart;
+        if (cpu is null && options.Pids.Count > 0)
+        {
+            Console.Error.WriteLine("loadgen: a process of --pids has gone; no CPU figure for this run.");
+        }
+
         return new Dictionary<string, object?>
         {
             ["target"] = options.Target,
@@ -138,9 +162,9 @@ internal static class Scenarios
             ["outOfOrder"] = metrics.OutOfOrder,
             ["publishFailures"] = Interlocked.Read(ref failed),
             ["connectsPerSecond"] = Math.Round(options.Connections / connectSeconds, 0),
-            ["gatewayCpuSeconds"] = Math.Round(cpu, 3),
-            ["gatewayCpuUsPerDelivery"] = options.Pids.Count == 0 || windowDeliveries == 0 ? null : Math.Round(cpu * 1e6 / windowDeliveries, 3),
-            ["gatewayKernelCpuShare"] = cpu > 0 ? Math.Round(systemCpu / cpu, 2) : null,
+            ["gatewayCpuSeconds"] = cpu is { } used ? Math.Round(used.Total, 3) : null,
+            ["gatewayCpuUsPerDelivery"] = cpu is { } perDelivery && windowDeliveries > 0 ? Math.Round(perDelivery.Total * 1e6 / windowDeliveries, 3) : null,
+            ["gatewayKernelCpuShare"] = cpu is { Total: > 0 } split ? Math.Round(split.System / split.Total, 2) : null,
             ["windowSeconds"] = Math.Round(window, 2),
         };
 
@@ -212,11 +236,11 @@ internal static class Scenarios
             ["rssBeforeKiB"] = before,
             ["rssAfterKiB"] = after,
             ["peakKiB"] = peak,
-            ["rssGrowthKiBPerConnection"] = options.Pids.Count == 0 ? null : Math.Round((after - before) / (double)options.Connections, 2),
-            ["peakGrowthKiBPerConnection"] = options.Pids.Count == 0 ? null : Math.Round((peak - before) / (double)options.Connections, 2),
-            ["coldPeakGrowthKiBPerConnection"] = options.Pids.Count == 0 ? null : Math.Round((peak - cold) / (double)options.Connections, 2),
+            ["rssGrowthKiBPerConnection"] = PerConnection(after - before, options.Connections),
+            ["peakGrowthKiBPerConnection"] = PerConnection(peak - before, options.Connections),
+            ["coldPeakGrowthKiBPerConnection"] = PerConnection(peak - cold, options.Connections),
             ["rssMiddleKiB"] = middle,
-            ["marginalKiBPerConnection"] = options.Pids.Count == 0 ? null : Math.Round((after - middle) / (double)(options.Connections - half), 2),
+            ["marginalKiBPerConnection"] = PerConnection(after - middle, options.Connections - half),
         };
     }
 
@@ -224,7 +248,7 @@ internal static class Scenarios
     {
         var metrics = new DeliveryMetrics();
         long succeeded = 0, failedConnects = 0, started = 0;
-        var cpuStart = ProcessStats.CpuSeconds(options.Pids);
+        var cpuStart = ProcessStats.Cpu(options.Pids);
         var clock = Stopwatch.StartNew();
         var tasks = new List<Task>();
         using var parallel = new SemaphoreSlim(options.ConnectParallelism);
@@ -259,7 +283,7 @@ internal static class Scenarios
 
         await Task.WhenAll(tasks);
         var seconds = clock.Elapsed.TotalSeconds;
-        var cpu = ProcessStats.CpuSeconds(options.Pids) - cpuStart;
+        var cpu = ProcessStats.Cpu(options.Pids) - cpuStart;
         return new Dictionary<string, object?>
         {
             ["target"] = options.Target,
@@ -268,9 +292,11 @@ internal static class Scenarios
             ["succeeded"] = succeeded,
             ["failed"] = failedConnects,
             ["achievedConnectsPerSecond"] = Math.Round(succeeded / seconds, 1),
-            ["gatewayCpuUsPerConnect"] = options.Pids.Count == 0 || succeeded == 0 ? null : Math.Round(cpu * 1e6 / succeeded, 1),
+            ["gatewayCpuUsPerConnect"] = cpu is { } used && succeeded > 0 ? Math.Round(used.Total * 1e6 / succeeded, 1) : null,
         };
     }
+
+    private static double? PerConnection(long? kib, int connections) => kib is { } growth ? Math.Round(growth / (double)connections, 2) : null;
 
     private static Task<(List<IAsyncDisposable> Subscribers, double Seconds)> ConnectAllAsync(LoadOptions options, ITarget target, DeliveryMetrics metrics) =>
         ConnectAllAsync(options, target, metrics, 0, options.Connections);
@@ -282,7 +308,15 @@ internal static class Scenarios
         var clock = Stopwatch.StartNew();
         await Parallel.ForEachAsync(Enumerable.Range(first, count), new ParallelOptions { MaxDegreeOfParallelism = options.ConnectParallelism }, async (i, ct) =>
         {
-            subscribers[i - first] = await target.SubscribeAsync(options.Endpoints[i % options.Endpoints.Count], [.. options.ChannelsOf(i)], metrics, ct);
+            var endpoint = options.Endpoints[i % options.Endpoints.Count];
+            try
+            {
+                subscribers[i - first] = await target.SubscribeAsync(endpoint, [.. options.ChannelsOf(i)], metrics, ct);
+            }
+            catch (Exception ex) when (ex is not (OperationCanceledException or OutOfMemoryException))
+            {
+                throw new SubscribeFailedException($"subscriber {i} could not connect and subscribe at {endpoint}: {ex.Message}", ex);
+            }
         });
         var seconds = clock.Elapsed.TotalSeconds;
         if (!options.Quiet)
@@ -296,3 +330,6 @@ internal static class Scenarios
     private static async Task DisposeAllAsync(List<IAsyncDisposable> subscribers) =>
         await Parallel.ForEachAsync(subscribers, new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (s, _) => await s.DisposeAsync());
 }
+
+/// <summary>A subscriber could not connect or subscribe: the run cannot measure what it was asked to.</summary>
+internal sealed class SubscribeFailedException(string message, Exception inner) : Exception(message, inner);

@@ -29,11 +29,14 @@ public sealed partial class GatewayProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>The process id, for tools that read its CPU and memory from <c>/proc</c>.</summary>
+    public int Pid => _process.Id;
+
     public string Output => string.Join('\n', _output);
 
     public static async Task<GatewayProcess> StartAsync(string nodeId, string redis, IDictionary<string, string>? settings = null)
     {
-        var dll = LocateGateway();
+        var dll = BuiltAssembly.Locate(Path.Combine("src", "Gateway"), "PushService.Gateway");
         var info = new ProcessStartInfo("dotnet")
         {
             WorkingDirectory = Path.GetDirectoryName(dll)!,
@@ -164,25 +167,6 @@ public sealed partial class GatewayProcess : IAsyncDisposable
         Http?.Dispose();
         _process.Dispose();
         await Task.CompletedTask;
-    }
-
-    /// <summary>The gateway built beside these tests, in the same configuration.</summary>
-    private static string LocateGateway()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Release" : "Debug";
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "PushService.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        if (directory is null)
-        {
-            throw new InvalidOperationException("PushService.sln not found above the test assembly.");
-        }
-
-        var dll = Path.Combine(directory.FullName, "src", "Gateway", "bin", configuration, "net10.0", "PushService.Gateway.dll");
-        return File.Exists(dll) ? dll : throw new InvalidOperationException($"Build the solution first: {dll} is missing.");
     }
 
     [GeneratedRegex(@"Now listening on: (http://[^\s]+)")]
