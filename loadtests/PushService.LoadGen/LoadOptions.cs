@@ -22,6 +22,7 @@ internal sealed class LoadOptions
     public TimeSpan Drain { get; private set; } = TimeSpan.FromSeconds(15);
     public List<int> Pids { get; } = [];
     public bool Quiet { get; private set; }
+    public bool AwaitConnect { get; private set; }
 
     /// <summary>Parses the command line; an <see cref="ArgumentException"/> names the option at fault and why.</summary>
     public static LoadOptions Parse(string[] args)
@@ -52,6 +53,7 @@ internal sealed class LoadOptions
                 case "--warmup-connections": options.WarmupConnections = Count(0); break;
                 case "--pids": options.Pids.AddRange(Value().Split(',', StringSplitOptions.RemoveEmptyEntries).Select(p => Whole(name, p, 1))); break;
                 case "--quiet": options.Quiet = true; break;
+                case "--await-connect": options.AwaitConnect = true; break;
                 default: throw new ArgumentException($"Unknown option {name}. See loadtests/README.md.");
             }
         }

@@ -32,7 +32,7 @@ if (options.ApiKey is not null)
 
 ITarget target = options.Target switch
 {
-    "pushservice" => new PushServiceTarget(http),
+    "pushservice" => new PushServiceTarget(http, options.AwaitConnect),
     "signalr" => new SignalRTarget(http),
     "socketio" => new SocketIoTarget(http),
     _ => throw new ArgumentException("--target is pushservice, signalr or socketio"),

@@ -65,12 +65,16 @@ internal interface ITarget
     Task<bool> PublishAsync(string channel, string payload, CancellationToken cancellationToken);
 }
 
-/// <summary>PushService: a raw contract-v1 WebSocket client, cheap enough not to be the bottleneck.</summary>
-internal sealed class PushServiceTarget(HttpClient http) : ITarget
+/// <summary>
+/// PushService: a raw contract-v1 WebSocket client, cheap enough not to be the bottleneck. It sends <c>connect</c> and
+/// its subscribes back to back, unless <paramref name="awaitConnect"/> has it wait for the <c>connect</c> reply first, as
+/// the SDK does.
+/// </summary>
+internal sealed class PushServiceTarget(HttpClient http, bool awaitConnect) : ITarget
 {
     public async Task<IAsyncDisposable> SubscribeAsync(Uri endpoint, IReadOnlyList<string> channels, DeliveryMetrics metrics, CancellationToken cancellationToken)
     {
-        var subscriber = new PushServiceSubscriber(metrics, channels.Count);
+        var subscriber = new PushServiceSubscriber(metrics, channels.Count, awaitConnect);
         await subscriber.StartAsync(endpoint, channels, cancellationToken);
         return subscriber;
     }
@@ -82,10 +86,11 @@ internal sealed class PushServiceTarget(HttpClient http) : ITarget
         return response.IsSuccessStatusCode;
     }
 
-    private sealed class PushServiceSubscriber(DeliveryMetrics metrics, int channelCount) : IAsyncDisposable
+    private sealed class PushServiceSubscriber(DeliveryMetrics metrics, int channelCount, bool awaitConnect) : IAsyncDisposable
     {
         private readonly ClientWebSocket _socket = new();
         private readonly SemaphoreSlim _send = new(1, 1);
+        private readonly TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly TaskCompletionSource _subscribed = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly Dictionary<string, long> _offsets = new(StringComparer.Ordinal);
         private int _replies;
@@ -97,6 +102,11 @@ internal sealed class PushServiceTarget(HttpClient http) : ITarget
             await _socket.ConnectAsync(endpoint, cancellationToken);
             _reading = Task.Run(ReadAsync, CancellationToken.None);
             await SendAsync("{\"op\":\"connect\",\"id\":1}");
+            if (awaitConnect)
+            {
+                await _connected.Task.WaitAsync(TimeSpan.FromSeconds(60), cancellationToken);
+            }
+
             for (var i = 0; i < channels.Count; i++)
             {
                 await SendAsync($"{{\"op\":\"subscribe\",\"id\":{i + 2},\"channel\":\"{channels[i]}\"}}");
@@ -129,7 +139,7 @@ internal sealed class PushServiceTarget(HttpClient http) : ITarget
                     var buffer = box.Value!;
                     if (type == WebSocketMessageType.Close)
                     {
-                        _subscribed.TrySetException(new InvalidOperationException($"closed: {_socket.CloseStatus} {_socket.CloseStatusDescription}"));
+                        Fail(new InvalidOperationException($"closed: {_socket.CloseStatus} {_socket.CloseStatusDescription}"));
                         return;
                     }
 
@@ -151,7 +161,7 @@ internal sealed class PushServiceTarget(HttpClient http) : ITarget
             }
             catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or OperationCanceledException)
             {
-                _subscribed.TrySetException(ex);
+                Fail(ex);
             }
         }
 
@@ -186,15 +196,29 @@ internal sealed class PushServiceTarget(HttpClient http) : ITarget
             {
                 if (span.IndexOf("\"error\""u8) >= 0)
                 {
-                    _subscribed.TrySetException(new InvalidOperationException(Encoding.UTF8.GetString(span)));
+                    Fail(new InvalidOperationException(Encoding.UTF8.GetString(span)));
+                    return false;
                 }
-                else if (++_replies == channelCount + 1)
+
+                // The connect reply comes first: the server answers a connection's commands in order.
+                if (++_replies == 1)
+                {
+                    _connected.TrySetResult();
+                }
+
+                if (_replies == channelCount + 1)
                 {
                     _subscribed.TrySetResult();
                 }
             }
 
             return false;
+        }
+
+        private void Fail(Exception error)
+        {
+            _connected.TrySetException(error);
+            _subscribed.TrySetException(error);
         }
 
         public async ValueTask DisposeAsync()

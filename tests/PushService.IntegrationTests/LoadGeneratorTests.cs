@@ -87,8 +87,10 @@ public sealed class LoadGeneratorTests
         Assert.True(run.Figure("gatewayCpuUsPerDelivery") > 0);
     }
 
-    [Fact]
-    public async Task Idle_HoldsTheConnections_AndReadsTheNodesMemory()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Idle_HoldsTheConnections_AndReadsTheNodesMemory(bool awaitConnect)
     {
         await using var cluster = await TestCluster.StartAsync(2);
 
@@ -99,6 +101,7 @@ public sealed class LoadGeneratorTests
             "--publish", cluster.Nodes[0].BaseAddress.ToString(),
             "--pids", string.Join(',', cluster.Nodes.Select(n => n.Pid)),
             "--connections", "200", "--warmup-connections", "20", "--duration", "1",
+            .. awaitConnect ? new[] { "--await-connect" } : [],
         ]);
 
         Assert.True(run.ExitCode == 0, run.StandardError);
