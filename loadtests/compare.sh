@@ -3,6 +3,9 @@
 # gateway nodes of each server on one redis-server, the same load generator scenario, gateway CPU read from /proc over
 # the measured window. Prints each run's JSON and the medians. Usage:
 #   loadtests/compare.sh A|B|C|idle|churn [runs] [extra load generator options...]
+# The idle figures in docs/benchmarks.md add --await-connect (PushService's subscribers wait for the connect reply before
+# they subscribe, as the SDK does and as the peers' clients wait for their handshakes); without it they send both back
+# to back, which costs PushService about 1 KiB a connection (docs/benchmarks.md says why).
 # Regimes (issue 5): A notifications (2000 conns x 1 of 10 channels, 20k deliveries/s); B dashboards (200 conns x 10
 # channels, 100k/s); C feeds (100 conns x 10 channels, 200k/s).
 set -euo pipefail
@@ -15,9 +18,7 @@ case "$regime" in
   A) scenario=(--scenario fanout --connections 2000 --channels 10 --channels-per-connection 1 --rate 100) ;;
   B) scenario=(--scenario fanout --connections 200 --channels 10 --channels-per-connection 10 --rate 500) ;;
   C) scenario=(--scenario fanout --connections 100 --channels 10 --channels-per-connection 10 --rate 2000) ;;
-  # PushService's subscribers wait for the connect reply before they subscribe, as the SDK does and as the peers' clients
-  # wait for their handshakes (docs/benchmarks.md: what sending both back to back costs).
-  idle) scenario=(--scenario idle --connections 10000 --warmup-connections 200 --channels 10 --channels-per-connection 1 --connect-parallelism 128 --await-connect) ;;
+  idle) scenario=(--scenario idle --connections 10000 --warmup-connections 200 --channels 10 --channels-per-connection 1 --connect-parallelism 128) ;;
   churn) scenario=(--scenario churn --channels 10 --channels-per-connection 1 --rate 200) ;;
   *) echo "unknown regime $regime" >&2; exit 2 ;;
 esac
