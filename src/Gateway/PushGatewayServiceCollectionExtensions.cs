@@ -63,6 +63,7 @@ public static class PushGatewayServiceCollectionExtensions
         services.AddSingleton<ClusterService>();
         services.AddHostedService(sp => sp.GetRequiredService<ClusterService>());
         services.AddHostedService<ConnectionHeartbeat>();
+        services.AddHostedService<IdleChannelReleaser>();
         services.AddProblemDetails();
         services.AddMetrics();
 

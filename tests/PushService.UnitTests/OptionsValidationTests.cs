@@ -29,6 +29,7 @@ public sealed class OptionsValidationTests
             o.Api.Keys.Add(new ApiKeyOptions { Key = "short", Scopes = ["write"] });
             o.Auth.Jwt.Secret = "too-short";
             o.WebSocket.AllowedOrigins.Add("not an origin");
+            o.Cluster.UnsubscribeDelay = TimeSpan.FromSeconds(-1);
         });
 
         Assert.Contains(failures, f => f.StartsWith("PushService:Limits:MaxMessageBytes", StringComparison.Ordinal));
@@ -39,6 +40,7 @@ public sealed class OptionsValidationTests
         Assert.Contains(failures, f => f.Contains("'write' is not one of", StringComparison.Ordinal));
         Assert.Contains(failures, f => f.StartsWith("PushService:Auth:Jwt:Secret", StringComparison.Ordinal));
         Assert.Contains(failures, f => f.StartsWith("PushService:WebSocket:AllowedOrigins", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.StartsWith("PushService:Cluster:UnsubscribeDelay", StringComparison.Ordinal));
     }
 }
 

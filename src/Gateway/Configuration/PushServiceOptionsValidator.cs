@@ -34,6 +34,8 @@ internal sealed class PushServiceOptionsValidator : IValidateOptions<PushService
         Check(options.WebSocket.PongTimeout >= TimeSpan.FromSeconds(1), "WebSocket:PongTimeout", "must be at least one second.");
         Check(options.Presence.RefreshInterval >= TimeSpan.FromMilliseconds(100), "Presence:RefreshInterval", "must be at least 100 ms.");
         Check(options.Cluster.HeartbeatInterval >= TimeSpan.FromMilliseconds(100), "Cluster:HeartbeatInterval", "must be at least 100 ms.");
+        Check(options.Cluster.UnsubscribeDelay >= TimeSpan.Zero && options.Cluster.UnsubscribeDelay <= TimeSpan.FromMinutes(10), "Cluster:UnsubscribeDelay",
+            "must be between 0 and 10 minutes.");
         Check(options.WebSocket.WriteCoalescing >= TimeSpan.Zero && options.WebSocket.WriteCoalescing <= TimeSpan.FromSeconds(1), "WebSocket:WriteCoalescing",
             "must be between 0 and 1 second.");
         Check(options.NodeId.Length <= 128, "NodeId", "must be at most 128 characters.");

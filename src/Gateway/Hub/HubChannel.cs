@@ -19,4 +19,10 @@ internal sealed class HubChannel
 
     /// <summary>True once dropped from the hub; a caller holding it must look the channel up again.</summary>
     public bool Removed { get; set; }
+
+    /// <summary>
+    /// When the last local subscriber left (<see cref="TimeProvider.GetTimestamp"/>) while the broker subscription stays
+    /// for the unsubscribe delay; 0 while the channel has subscribers or is not lingering.
+    /// </summary>
+    public long EmptySince { get; set; }
 }

@@ -11,8 +11,8 @@ namespace PushService.Gateway.Hub;
 
 /// <summary>
 /// This node's connections and their subscriptions. Holds one broker subscription per channel with local
-/// subscribers (taken by the first, released by the last), and fans each publication out: encoded once,
-/// the same bytes queued to every local subscriber.
+/// subscribers (taken by the first, released once the last has been gone for <see cref="ClusterOptions.UnsubscribeDelay"/>),
+/// and fans each publication out: encoded once, the same bytes queued to every local subscriber.
 /// </summary>
 public sealed partial class LocalHub : IBrokerEventHandler
 {
@@ -23,18 +23,25 @@ public sealed partial class LocalHub : IBrokerEventHandler
     private readonly IPresenceStore _presence;
     private readonly PresenceOptions _presenceOptions;
     private readonly PushMetrics _metrics;
+    private readonly TimeProvider _time;
     private readonly ILogger<LocalHub> _logger;
     private int _subscriptionCount;
 
     /// <summary>Creates the hub.</summary>
-    public LocalHub(IBroker broker, IPresenceStore presence, IOptions<PushServiceOptions> options, PushMetrics metrics, ILogger<LocalHub> logger)
+    public LocalHub(IBroker broker, IPresenceStore presence, IOptions<PushServiceOptions> options, PushMetrics metrics, TimeProvider time,
+        ILogger<LocalHub> logger)
     {
         _broker = broker;
         _presence = presence;
         _presenceOptions = options.Value.Presence;
+        UnsubscribeDelay = options.Value.Cluster.UnsubscribeDelay;
         _metrics = metrics;
+        _time = time;
         _logger = logger;
     }
+
+    /// <summary>How long a channel with no local subscriber keeps its broker subscription.</summary>
+    internal TimeSpan UnsubscribeDelay { get; }
 
     /// <summary>Open connections on this node.</summary>
     public int ConnectionCount => _connections.Count;
@@ -160,6 +167,7 @@ public sealed partial class LocalHub : IBrokerEventHandler
                 }
 
                 channel.Subscribers.Add(subscription);
+                channel.EmptySince = 0;
                 Interlocked.Increment(ref _subscriptionCount);
                 _metrics.SubscriptionAdded();
                 return;
@@ -254,23 +262,14 @@ public sealed partial class LocalHub : IBrokerEventHandler
                 return;
             }
 
-            // The broker subscription goes before the channel leaves the map: a new first subscriber waits on this gate,
-            // sees Removed, and only then subscribes the broker again, never while the old subscription still stands.
-            channel.Removed = true;
-            if (channel.BrokerSubscribed)
+            if (UnsubscribeDelay > TimeSpan.Zero && channel.BrokerSubscribed)
             {
-                try
-                {
-                    await _broker.UnsubscribeAsync(channel.Name, CancellationToken.None);
-                }
-                catch (Exception ex)
-                {
-                    // The broker keeps its own view of what the node wants and reconciles it when it reconnects.
-                    Log.BrokerUnsubscribeFailed(_logger, channel.Name, ex);
-                }
+                // Left for ReleaseIdleChannelsAsync: a subscriber that comes back meanwhile finds the subscription standing.
+                channel.EmptySince = _time.GetTimestamp();
+                return;
             }
 
-            _channels.TryRemove(new KeyValuePair<string, HubChannel>(channel.Name, channel));
+            await ReleaseAsync(channel);
         }
         finally
         {
@@ -280,6 +279,63 @@ public sealed partial class LocalHub : IBrokerEventHandler
                 await AnnounceAsync(subscription, join: false);
             }
         }
+    }
+
+    /// <summary>
+    /// Releases the broker subscriptions of channels whose last local subscriber left at least
+    /// <see cref="UnsubscribeDelay"/> ago; the number released.
+    /// </summary>
+    internal async Task<int> ReleaseIdleChannelsAsync()
+    {
+        var released = 0;
+        foreach (var (_, channel) in _channels)
+        {
+            if (!IsIdleLongEnough(channel))
+            {
+                continue;
+            }
+
+            await channel.Gate.WaitAsync(CancellationToken.None);
+            try
+            {
+                if (!channel.Removed && channel.Subscribers.Count == 0 && IsIdleLongEnough(channel))
+                {
+                    await ReleaseAsync(channel);
+                    released++;
+                }
+            }
+            finally
+            {
+                channel.Gate.Release();
+            }
+        }
+
+        return released;
+
+        bool IsIdleLongEnough(HubChannel channel) =>
+            channel.EmptySince != 0 && _time.GetElapsedTime(channel.EmptySince) >= UnsubscribeDelay;
+    }
+
+    /// <summary>Drops a channel with no subscribers and its broker subscription; the caller holds its gate.</summary>
+    private async ValueTask ReleaseAsync(HubChannel channel)
+    {
+        // The broker subscription goes before the channel leaves the map: a new first subscriber waits on this gate,
+        // sees Removed, and only then subscribes the broker again, never while the old subscription still stands.
+        channel.Removed = true;
+        if (channel.BrokerSubscribed)
+        {
+            try
+            {
+                await _broker.UnsubscribeAsync(channel.Name, CancellationToken.None);
+            }
+            catch (Exception ex)
+            {
+                // The broker keeps its own view of what the node wants and reconciles it when it reconnects.
+                Log.BrokerUnsubscribeFailed(_logger, channel.Name, ex);
+            }
+        }
+
+        _channels.TryRemove(new KeyValuePair<string, HubChannel>(channel.Name, channel));
     }
 
     /// <inheritdoc />
