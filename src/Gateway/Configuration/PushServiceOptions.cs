@@ -76,10 +76,11 @@ public sealed class ClusterOptions
     /// <summary>
     /// How long a node keeps its backplane subscription to a channel after the channel's last local subscriber left.
     /// Subscribers that come and go (reconnects, page loads, short-lived views) then find it still there: subscribing
-    /// costs one backplane round trip instead of three, leaving none. 0 releases it at once.
+    /// costs one backplane round trip instead of three, leaving none. 0 releases it with the last unsubscribe, as the
+    /// architecture's invariant 3 states it; a delay is for deployments whose subscribers churn.
     /// </summary>
-    /// <value>The default value is 5 seconds.</value>
-    public TimeSpan UnsubscribeDelay { get; set; } = TimeSpan.FromSeconds(5);
+    /// <value>The default value is 0.</value>
+    public TimeSpan UnsubscribeDelay { get; set; } = TimeSpan.Zero;
 }
 
 /// <summary>The Redis backplane.</summary>
