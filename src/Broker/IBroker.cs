@@ -21,8 +21,11 @@ public interface IBroker
     /// <exception cref="IdempotencyConflictException">The idempotency key was used with other data.</exception>
     ValueTask<PublishResult> PublishAsync(string channel, ReadOnlyMemory<byte> data, PublishOptions options, CancellationToken cancellationToken = default);
 
-    /// <summary>Starts node-level delivery of the channel's publications. Completes once delivery is in place.</summary>
-    ValueTask SubscribeAsync(string channel, CancellationToken cancellationToken = default);
+    /// <summary>
+    /// Starts node-level delivery of the channel's publications. Completes once delivery is in place, with the
+    /// channel's position read after that: every publication past it will be delivered.
+    /// </summary>
+    ValueTask<StreamPosition> SubscribeAsync(string channel, CancellationToken cancellationToken = default);
 
     /// <summary>Stops node-level delivery of the channel's publications.</summary>
     ValueTask UnsubscribeAsync(string channel, CancellationToken cancellationToken = default);

@@ -105,6 +105,44 @@ public abstract class BrokerSpecification : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Subscribe_ReturnsAPositionAfterWhichEveryPublicationIsDelivered()
+    {
+        var (broker, handler) = await NewBrokerAsync();
+        var channel = NewChannel();
+        for (var i = 1; i <= 3; i++)
+        {
+            await broker.PublishAsync(channel, Json(i.ToString()), History());
+        }
+
+        // Publications keep coming while the subscription is taken: the position splits them into those the
+        // subscriber reads from history and those it is sure to be delivered.
+        using var stop = new CancellationTokenSource();
+        var publisher = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await broker.PublishAsync(channel, Json("during"), History(size: 10_000));
+            }
+        });
+
+        await Task.Delay(20);
+        var position = await broker.SubscribeAsync(channel);
+        stop.Cancel();
+        await publisher;
+        var lastPublished = 0L;
+        for (var i = 0; i < 5; i++)
+        {
+            lastPublished = (await broker.PublishAsync(channel, Json("after"), History(size: 10_000))).Position.Offset;
+        }
+
+        Assert.InRange(position.Offset, 3, lastPublished);
+        Assert.Equal((await broker.HistoryAsync(channel, new HistoryQuery { Limit = 0 })).Position.Epoch, position.Epoch);
+        await handler.WaitUntilAsync(() => handler.For(channel).Any(p => p.Offset == lastPublished));
+        var delivered = handler.For(channel).Select(p => p.Offset).Where(o => o > position.Offset).ToList();
+        Assert.Equal(Enumerable.Range((int)position.Offset + 1, (int)(lastPublished - position.Offset)).Select(i => (long)i), delivered);
+    }
+
+    [Fact]
     public async Task NotSubscribed_ReceivesNothing_AndUnsubscribeStopsDelivery()
     {
         var (broker, handler) = await NewBrokerAsync();

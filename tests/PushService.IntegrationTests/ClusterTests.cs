@@ -78,6 +78,43 @@ public sealed class ClusterTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task FirstSubscriberOnANode_DuringSteadyPublishing_SeesNoGapAndNoDuplicate()
+    {
+        // A channel's first subscriber on a node takes the node's Redis subscription, and its offset is the position
+        // read right after that subscription: whatever is published from then on must reach it, exactly once.
+        var publisher = PushPublisher.Create(_cluster.Nodes[1].BaseAddress);
+        for (var round = 0; round < 5; round++)
+        {
+            var channel = $"steady{round}";
+            using var stop = new CancellationTokenSource();
+            var publishing = Task.Run(async () =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    await publisher.PublishAsync(channel, "\"during\"");
+                }
+            });
+
+            await Task.Delay(30);
+            await using var client = await TestClient.OpenAsync(_cluster.Nodes[0].WebSocketUri);
+            await client.ResultAsync(new { op = "connect" });
+            var start = (await client.ResultAsync(new { op = "subscribe", channel })).GetProperty("offset").GetInt64();
+            await Task.Delay(100);
+            await stop.CancelAsync();
+            await publishing;
+            var last = 0L;
+            for (var i = 0; i < 3; i++)
+            {
+                last = (await publisher.PublishAsync(channel, "\"after\"")).Offset;
+            }
+
+            var messages = await client.MessagesAsync(channel, (int)(last - start));
+            Assert.Equal(Enumerable.Range((int)start + 1, (int)(last - start)).Select(i => (long)i), messages.Select(m => m.GetProperty("offset").GetInt64()));
+            Assert.False(client.TryNextPush(out _));
+        }
+    }
+
+    [Fact]
     public async Task Recovery_IsServedByANodeOtherThanTheFirst()
     {
         string epoch;

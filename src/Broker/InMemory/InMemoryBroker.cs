@@ -76,10 +76,18 @@ public sealed partial class InMemoryBroker : IBroker, IAsyncDisposable
     }
 
     /// <inheritdoc />
-    public ValueTask SubscribeAsync(string channel, CancellationToken cancellationToken = default)
+    public ValueTask<StreamPosition> SubscribeAsync(string channel, CancellationToken cancellationToken = default)
     {
         _subscribed.TryAdd(channel, 0);
-        return ValueTask.CompletedTask;
+        var stream = LockedStream(channel);
+        try
+        {
+            return ValueTask.FromResult(stream.Position);
+        }
+        finally
+        {
+            Monitor.Exit(stream);
+        }
     }
 
     /// <inheritdoc />

@@ -111,7 +111,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     }
 
     /// <inheritdoc />
-    public async ValueTask SubscribeAsync(string channel, CancellationToken cancellationToken = default)
+    public async ValueTask<StreamPosition> SubscribeAsync(string channel, CancellationToken cancellationToken = default)
     {
         var feed = new ChannelFeed(channel);
         if (!_feeds.TryAdd(channel, feed))
@@ -127,7 +127,9 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
             feed.Queue.OnMessage(message => OnMessageAsync(feed, message));
 
             // Read after the subscription is confirmed: anything published later arrives through it.
-            feed.Last = (await HistoryAsync(channel, new HistoryQuery { Limit = 0 }, cancellationToken)).Position;
+            var position = (await HistoryAsync(channel, new HistoryQuery { Limit = 0 }, cancellationToken)).Position;
+            feed.Last = position;
+            return position;
         }
         catch
         {

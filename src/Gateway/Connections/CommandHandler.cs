@@ -232,8 +232,13 @@ internal sealed partial class CommandHandler
 
         try
         {
-            await _hub.AddAsync(subscription, CancellationToken.None);
-            var history = await _broker.HistoryAsync(channel, since is { } s ? new HistoryQuery { Since = s } : new HistoryQuery { Limit = 0 });
+            var taken = await _hub.AddAsync(subscription, CancellationToken.None);
+            var history = (since, taken) switch
+            {
+                (null, { } position) => new HistoryResult(position, []),
+                ({ } s, _) => await _broker.HistoryAsync(channel, new HistoryQuery { Since = s }),
+                _ => await _broker.HistoryAsync(channel, new HistoryQuery { Limit = 0 }),
+            };
             return (subscription, history);
         }
         catch
