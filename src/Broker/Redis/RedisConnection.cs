@@ -51,6 +51,17 @@ public sealed partial class RedisConnection : IAsyncDisposable
         configuration.ConnectTimeout = Math.Max(timeoutMs, 1000);
         configuration.ReconnectRetryPolicy = new ExponentialRetry(250, 2000);
         var multiplexer = await ConnectionMultiplexer.ConnectAsync(configuration);
+
+        // The multiplexer can report itself connected a moment before its subscription connection is: a SUBSCRIBE then
+        // fails at once (the backlog policy is fail-fast), so the first subscribers of a node just started would be
+        // refused. Wait for it as long as a connect may take; a Redis that is down is not waited for.
+        var subscriber = multiplexer.GetSubscriber();
+        var deadline = Environment.TickCount64 + configuration.ConnectTimeout;
+        while (multiplexer.IsConnected && !subscriber.IsConnected() && Environment.TickCount64 < deadline)
+        {
+            await Task.Delay(10);
+        }
+
         multiplexer.ConnectionFailed += (_, e) => Log.ConnectionFailed(_logger, e.EndPoint?.ToString() ?? "?", e.ConnectionType.ToString(), e.FailureType.ToString());
         multiplexer.ConnectionRestored += (_, e) => Log.ConnectionRestored(_logger, e.EndPoint?.ToString() ?? "?", e.ConnectionType.ToString());
         Sharded = _options.ShardedPubSub ?? multiplexer.GetServers().Any(s => s.ServerType == ServerType.Cluster);
