@@ -175,6 +175,31 @@ internal sealed partial class ClientConnection
         }
     }
 
+    /// <summary>
+    /// Queues a command's reply and sends it from this thread at once, unless a flush is already scheduled or running
+    /// (which then takes it along). A reply waits neither for the coalescing window, which is there to batch pushes, nor
+    /// for a send loop to wake: the thread that handled the command is running anyway.
+    /// </summary>
+    public void Reply(ReadOnlyMemory<byte> frame)
+    {
+        if (_queue.TryEnqueueControl(frame))
+        {
+            FlushReplies();
+        }
+    }
+
+    /// <summary>Queues a reply to be sent by the next <see cref="FlushReplies"/> (or any flush before it).</summary>
+    internal void EnqueueReply(ReadOnlyMemory<byte> frame) => _queue.TryEnqueueControl(frame);
+
+    /// <summary>Flushes what is queued from this thread, unless a flush is already scheduled or running.</summary>
+    internal void FlushReplies()
+    {
+        if (Interlocked.CompareExchange(ref _flushState, 1, 0) == 0)
+        {
+            Flush(_time.GetTimestamp());
+        }
+    }
+
     /// <summary>Puts the connection on its send loop's list, unless it is already there or being flushed.</summary>
     private void Schedule()
     {
@@ -207,7 +232,11 @@ internal sealed partial class ClientConnection
     /// Starts closing: the writer sends what is queued (or, for a slow consumer, drops it), then a <c>disconnect</c> push
     /// and the close frame. The heartbeat aborts the socket if the close does not finish within the close timeout.
     /// </summary>
-    public void RequestClose(Disconnect disconnect)
+    public void RequestClose(Disconnect disconnect) => RequestClose(disconnect, flushHere: false);
+
+    /// <param name="disconnect">Why the server closes.</param>
+    /// <param name="flushHere">Send the close from this thread now, as a reply (the receive loop answering the client's close).</param>
+    private void RequestClose(Disconnect disconnect, bool flushHere)
     {
         if (Interlocked.Exchange(ref _closeRequested, 1) != 0)
         {
@@ -218,7 +247,14 @@ internal sealed partial class ClientConnection
         Volatile.Write(ref _closeRequestedAtTicks, _time.GetUtcNow().UtcTicks);
         Log.Closing(_logger, Id, disconnect.Code, disconnect.Reason);
         _queue.Complete();
-        Schedule();
+        if (flushHere)
+        {
+            FlushReplies();
+        }
+        else
+        {
+            Schedule();
+        }
     }
 
     /// <summary>Ends the connection at once, without a close handshake.</summary>
@@ -312,7 +348,7 @@ internal sealed partial class ClientConnection
         finally
         {
             // Whatever ended the receive loop, sending must finish too: it answers a client's close, or just stops.
-            RequestClose(Disconnect.Normal);
+            RequestClose(Disconnect.Normal, flushHere: true);
         }
 
         await _sendingDone.Task;

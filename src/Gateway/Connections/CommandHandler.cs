@@ -71,7 +71,7 @@ internal sealed partial class CommandHandler
 
         if (command.FieldError is not null)
         {
-            connection.SendControl(FrameEncoder.Error(command.Id, ErrorCodes.BadRequest, command.FieldError));
+            connection.Reply(FrameEncoder.Error(command.Id, ErrorCodes.BadRequest, command.FieldError));
             return;
         }
 
@@ -92,17 +92,17 @@ internal sealed partial class CommandHandler
 
             if (reply is not null)
             {
-                connection.SendControl(reply);
+                connection.Reply(reply);
             }
         }
         catch (BrokerUnavailableException ex)
         {
-            connection.SendControl(Error(command, ErrorCodes.Unavailable, ex.Message));
+            connection.Reply(Error(command, ErrorCodes.Unavailable, ex.Message));
         }
         catch (Exception ex)
         {
             Log.CommandFailed(_logger, command.Op.ToString(), connection.Id, ex);
-            connection.SendControl(Error(command, ErrorCodes.Internal, "The command failed on the server."));
+            connection.Reply(Error(command, ErrorCodes.Internal, "The command failed on the server."));
         }
     }
 
@@ -116,14 +116,14 @@ internal sealed partial class CommandHandler
         var identity = await _tokens.ValidateConnectionTokenAsync(command.Token);
         if (identity is null)
         {
-            connection.SendControl(Error(command, ErrorCodes.Unauthorized, "The connection token is missing, invalid or expired."));
+            connection.Reply(Error(command, ErrorCodes.Unauthorized, "The connection token is missing, invalid or expired."));
             connection.RequestClose(Disconnect.Unauthorized);
             return null;
         }
 
         if (identity.UserId.Length > 0 && !_hub.TryTakeUserSlot(identity.UserId, _options.Limits.MaxConnectionsPerUser))
         {
-            connection.SendControl(Error(command, ErrorCodes.LimitExceeded, $"User has {_options.Limits.MaxConnectionsPerUser} connections on this node already."));
+            connection.Reply(Error(command, ErrorCodes.LimitExceeded, $"User has {_options.Limits.MaxConnectionsPerUser} connections on this node already."));
             connection.RequestClose(Disconnect.Forbidden);
             return null;
         }
@@ -178,7 +178,7 @@ internal sealed partial class CommandHandler
             }
         }, (Client: connection.Id, Node: _node.Id, Ping: pingSeconds, Expires: identity.ExpiresAt, ServerSide: serverSide));
 
-        connection.SendControl(reply);
+        connection.Reply(reply);
         foreach (var (subscription, position) in serverSide)
         {
             subscription.Activate(position, reply: null);

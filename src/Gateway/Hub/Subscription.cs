@@ -69,7 +69,7 @@ internal sealed class Subscription
             _epoch = position.Epoch;
             if (reply is not null)
             {
-                Connection.SendControl(reply);
+                Connection.EnqueueReply(reply);
             }
 
             foreach (var (publication, frame) in _pending!)
@@ -79,6 +79,12 @@ internal sealed class Subscription
 
             _pending = null;
             _live = true;
+        }
+
+        // Outside the lock: the flush may write to the socket, and the dispatch path may be waiting on the lock.
+        if (reply is not null)
+        {
+            Connection.FlushReplies();
         }
     }
 
