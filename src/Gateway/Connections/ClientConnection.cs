@@ -166,7 +166,7 @@ internal sealed partial class ClientConnection
         }
     }
 
-    /// <summary>Queues a reply or control push. Replies are few and small, so they count toward the bound but never trip it.</summary>
+    /// <summary>Queues a control push (ping, unsubscribed) for the send loop. Control frames are few and small, so they count toward the bound but never trip it.</summary>
     public void SendControl(ReadOnlyMemory<byte> frame)
     {
         if (_queue.TryEnqueueControl(frame))

@@ -8,8 +8,9 @@ namespace PushService.Gateway.Connections;
 /// Drives every connection's sends from a few loops, one per core (as Kestrel's I/O queues). A connection with queued
 /// frames is put on its loop's list once; the loop wakes once for the whole list and flushes each connection in turn, the
 /// send running inline down to the socket. A connection that flushed less than the coalescing window ago waits until its
-/// window has passed, gathering more frames meanwhile; one that has been quiet is flushed at once. One wake-up thus serves hundreds of connections, where a writer task per connection would cost a thread-pool
-/// wake-up (and a context switch) per connection per batch.
+/// window has passed, gathering more frames meanwhile; one that has been quiet is flushed at once. One wake-up thus
+/// serves hundreds of connections, where a writer task per connection would cost a thread-pool wake-up (and a context
+/// switch) per connection per batch. Replies to commands do not come through here (<see cref="ClientConnection.Reply"/>).
 /// </summary>
 internal sealed class SendScheduler : IAsyncDisposable
 {
