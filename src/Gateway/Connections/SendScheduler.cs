@@ -60,12 +60,6 @@ internal sealed class SendScheduler : IAsyncDisposable
             // Connections that flushed less than a window ago wait here, by the time their window ends.
             var deferred = new PriorityQueue<ClientConnection, long>();
             Task<bool>? waiting = null;
-
-            // A delay is a timer that fires even when the loop woke for other work first: it is kept while it ends
-            // within the half window before the next deferred connection is due (the wake-up flushes that connection
-            // too), instead of a new timer, and a wake-up of the timer thread, each pass.
-            Task? delay = null;
-            var delayEndsAt = 0L;
             // In timestamp units, computed in floating point: ticks times frequency overflows a long for long windows.
             var window = (long)(_coalescing.TotalSeconds * _time.TimestampFrequency);
             while (true)
@@ -94,16 +88,10 @@ internal sealed class SendScheduler : IAsyncDisposable
                 waiting ??= reader.WaitToReadAsync().AsTask();
                 if (deferred.TryPeek(out _, out var nextAt))
                 {
-                    var current = _time.GetTimestamp();
-                    if (nextAt > current)
+                    var delay = TimeSpan.FromSeconds((nextAt - _time.GetTimestamp()) / (double)_time.TimestampFrequency);
+                    if (delay > TimeSpan.Zero)
                     {
-                        if (delay is null || delay.IsCompleted || delayEndsAt > nextAt || delayEndsAt < nextAt - (window / 2))
-                        {
-                            delay = Task.Delay(TimeSpan.FromSeconds((nextAt - current) / (double)_time.TimestampFrequency), _time);
-                            delayEndsAt = nextAt;
-                        }
-
-                        await Task.WhenAny(waiting, delay);
+                        await Task.WhenAny(waiting, Task.Delay(delay, _time));
                     }
                 }
                 else
