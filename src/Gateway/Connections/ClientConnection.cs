@@ -184,15 +184,18 @@ internal sealed partial class ClientConnection
     {
         if (_queue.TryEnqueueControl(frame))
         {
-            FlushReplies();
+            FlushNow();
         }
     }
 
-    /// <summary>Queues a reply to be sent by the next <see cref="FlushReplies"/> (or any flush before it).</summary>
+    /// <summary>Queues a reply to be sent by the next <see cref="FlushNow"/> (or any flush before it).</summary>
     internal void EnqueueReply(ReadOnlyMemory<byte> frame) => _queue.TryEnqueueControl(frame);
 
-    /// <summary>Flushes what is queued from this thread, unless a flush is already scheduled or running.</summary>
-    internal void FlushReplies()
+    /// <summary>
+    /// Flushes what is queued from this thread, unless a flush is already scheduled or running (which then takes it
+    /// along): for replies and for the close that answers a client's close.
+    /// </summary>
+    internal void FlushNow()
     {
         if (Interlocked.CompareExchange(ref _flushState, 1, 0) == 0)
         {
@@ -249,7 +252,7 @@ internal sealed partial class ClientConnection
         _queue.Complete();
         if (flushHere)
         {
-            FlushReplies();
+            FlushNow();
         }
         else
         {

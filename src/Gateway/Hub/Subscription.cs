@@ -84,7 +84,7 @@ internal sealed class Subscription
         // Outside the lock: the flush may write to the socket, and the dispatch path may be waiting on the lock.
         if (reply is not null)
         {
-            Connection.FlushReplies();
+            Connection.FlushNow();
         }
     }
 
