@@ -1,6 +1,9 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Sockets;
 using System.Net.WebSockets;
+using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using PushService.FunctionalTests.Infrastructure;
@@ -165,5 +168,36 @@ public sealed class LifecycleTests
         Assert.True(push.GetProperty("reconnect").GetBoolean());
         Assert.Equal(1001, (await client.ClosedAsync()).Code);
         await host.DisposeAsync();
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Stopping_ClosesAnIdleKeptAliveHttpConnection_WithoutWaitingForTheShutdownTimeout(bool lean)
+    {
+        // Kestrel ends an idle kept-alive connection on shutdown by cancelling its pending read (CancelPendingRead); a
+        // transport that ignored that would hold the stop for the whole shutdown timeout.
+        var host = GatewayHost.Start(new Dictionary<string, string?>
+        {
+            ["shutdownTimeoutSeconds"] = "60",
+            ["PushService:Server:LeanTransport"] = lean ? "true" : "false",
+        });
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(host.BaseAddress.Host, host.BaseAddress.Port);
+        await socket.SendAsync(Encoding.ASCII.GetBytes($"GET /healthz HTTP/1.1\r\nHost: {host.BaseAddress.Authority}\r\n\r\n"));
+        var response = new StringBuilder();
+        var buffer = new byte[4096];
+        while (!response.ToString().EndsWith("ok", StringComparison.Ordinal))
+        {
+            var read = await socket.ReceiveAsync(buffer);
+            Assert.NotEqual(0, read);
+            response.Append(Encoding.ASCII.GetString(buffer, 0, read));
+        }
+
+        Assert.StartsWith("HTTP/1.1 200", response.ToString(), StringComparison.Ordinal);
+        var stopping = Stopwatch.StartNew();
+        await host.DisposeAsync();
+        Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(30), $"the stop took {stopping.Elapsed}");
+        Assert.Equal(0, await socket.ReceiveAsync(buffer));
     }
 }

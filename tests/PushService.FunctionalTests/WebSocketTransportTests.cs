@@ -7,13 +7,19 @@ namespace PushService.FunctionalTests;
 /// <summary>
 /// The WebSocket layer itself (RFC 6455), on both accept paths: upgrades taken straight off Kestrel's connection (the
 /// default), and upgrades through the HTTP pipeline's <c>/ws</c> endpoint (<c>PushService:Server:DirectWebSockets=false</c>,
-/// also what serves connections the direct path cannot see). Both must behave the same to a client.
+/// also what serves connections the direct path cannot see); and on both transports under them, the gateway's lean one
+/// (the default) and Kestrel's own (<c>PushService:Server:LeanTransport=false</c>). All must behave the same to a client.
 /// </summary>
 public abstract class WebSocketTransportTests : IAsyncLifetime
 {
     private readonly bool _direct;
+    private readonly bool _lean;
 
-    protected WebSocketTransportTests(bool direct) => _direct = direct;
+    protected WebSocketTransportTests(bool direct, bool lean = true)
+    {
+        _direct = direct;
+        _lean = lean;
+    }
 
     protected GatewayHost Host { get; private set; } = null!;
 
@@ -22,6 +28,7 @@ public abstract class WebSocketTransportTests : IAsyncLifetime
         Host = GatewayHost.Start(new Dictionary<string, string?>
         {
             ["PushService:Server:DirectWebSockets"] = _direct ? "true" : "false",
+            ["PushService:Server:LeanTransport"] = _lean ? "true" : "false",
             ["PushService:Limits:MaxMessageBytes"] = "4096",
             ["PushService:Namespaces:chat:AllowClientPublish"] = "true",
         });
@@ -268,8 +275,11 @@ public abstract class WebSocketTransportTests : IAsyncLifetime
     }
 }
 
-/// <summary>Upgrades taken straight off Kestrel's connection, the default.</summary>
+/// <summary>Upgrades taken straight off Kestrel's connection, on the lean transport: the default.</summary>
 public sealed class DirectWebSocketTransportTests() : WebSocketTransportTests(direct: true);
 
 /// <summary>Upgrades through the HTTP pipeline's <c>/ws</c> endpoint.</summary>
 public sealed class HttpWebSocketTransportTests() : WebSocketTransportTests(direct: false);
+
+/// <summary>Upgrades taken straight off the connection, on Kestrel's own socket transport.</summary>
+public sealed class KestrelSocketsWebSocketTransportTests() : WebSocketTransportTests(direct: true, lean: false);

@@ -1,0 +1,130 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.Logging;
+
+namespace PushService.Gateway.Transport.Sockets;
+
+/// <summary>
+/// Kestrel's transport for TCP and Unix socket endpoints when <c>PushService:Server:LeanTransport</c> is on (the
+/// default): connections that hold no buffer and no pipe while idle (<see cref="LeanSocketConnection"/>). Kestrel asks
+/// the last registered factory first; endpoints this one does not take (a file handle) go to Kestrel's own transport.
+/// </summary>
+internal sealed class LeanSocketTransportFactory : IConnectionListenerFactory, IConnectionListenerFactorySelector
+{
+    /// <summary>Kestrel's default listen backlog.</summary>
+    private const int Backlog = 512;
+
+    private readonly ILogger<LeanSocketListener> _logger;
+
+    public LeanSocketTransportFactory(ILogger<LeanSocketListener> logger) => _logger = logger;
+
+    public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint or UnixDomainSocketEndPoint;
+
+    public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
+    {
+        Socket socket;
+        try
+        {
+            // Kestrel's own way to make a bound listen socket (dual mode for IPv6Any, and so on).
+            socket = SocketTransportOptions.CreateDefaultBoundListenSocket(endpoint);
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode == SocketError.AddressAlreadyInUse)
+        {
+            // The exception Kestrel's address binding expects (it falls back, or reports the port as taken).
+            throw new AddressInUseException(ex.Message, ex);
+        }
+
+        try
+        {
+            socket.Listen(Backlog);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+
+        return new ValueTask<IConnectionListener>(new LeanSocketListener(socket, socket.LocalEndPoint ?? endpoint, _logger));
+    }
+}
+
+/// <summary>Accepts connections for <see cref="LeanSocketTransportFactory"/>.</summary>
+internal sealed partial class LeanSocketListener : IConnectionListener
+{
+    private static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromMilliseconds(50);
+
+    private readonly Socket _socket;
+    private readonly ILogger _logger;
+
+    public LeanSocketListener(Socket socket, EndPoint endpoint, ILogger logger)
+    {
+        _socket = socket;
+        EndPoint = endpoint;
+        _logger = logger;
+    }
+
+    public EndPoint EndPoint { get; }
+
+    public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            Socket accepted;
+            try
+            {
+                accepted = await _socket.AcceptAsync(cancellationToken);
+            }
+            catch (ObjectDisposedException)
+            {
+                return null;
+            }
+            catch (SocketException ex) when (ex.SocketErrorCode is SocketError.OperationAborted or SocketError.Interrupted)
+            {
+                // Unbound.
+                return null;
+            }
+            catch (SocketException ex) when (ex.SocketErrorCode is SocketError.ConnectionReset or SocketError.ConnectionAborted)
+            {
+                // A client that reset before it was accepted: take the next.
+                continue;
+            }
+            catch (SocketException ex)
+            {
+                // Out of file descriptors or memory: accepting again at once would only spin. Pause, then take the next.
+                Log.AcceptFailed(_logger, EndPoint.ToString() ?? "", ex.SocketErrorCode);
+                await Task.Delay(AcceptRetryDelay, cancellationToken);
+                continue;
+            }
+
+            if (accepted.AddressFamily is AddressFamily.InterNetwork or AddressFamily.InterNetworkV6)
+            {
+                // Kestrel's default: a push is small and must not wait for Nagle's algorithm.
+                accepted.NoDelay = true;
+            }
+
+            // Reads after a wait and flushes try the socket without blocking (and wait asynchronously only when they must).
+            accepted.Blocking = false;
+            return new LeanSocketConnection(accepted);
+        }
+    }
+
+    public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
+    {
+        _socket.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _socket.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(520, LogLevel.Warning, "Accepting a connection on {EndPoint} failed ({Error}); retrying shortly.")]
+        public static partial void AcceptFailed(ILogger logger, string endPoint, SocketError error);
+    }
+}
