@@ -274,8 +274,8 @@ internal sealed partial class ClientConnection
     /// rather than a loop awaited by a wrapper: an idle connection holds one suspended state machine here, not two.
     /// </summary>
     /// <remarks>
-    /// The read takes no cancellation token: aborting the connection completes its input (Kestrel's transport, or the
-    /// upgraded request's stream), which ends the read, and a token would hold a registration per idle connection.
+    /// The read takes no cancellation token: aborting the connection ends a pending read (the transport's input fails
+    /// with the abort, or the upgraded request's stream ends), and a token would hold a registration per idle connection.
     /// </remarks>
     public async Task RunAsync(Func<ClientConnection, ReadOnlyMemory<byte>, ValueTask> handleMessage)
     {
@@ -286,8 +286,8 @@ internal sealed partial class ClientConnection
             var done = false;
             while (!done)
             {
-                // With no data the read holds no buffer (Kestrel waits for data before renting one): idle connections
-                // cost no receive memory.
+                // With no data the read holds no buffer (the lean transport, and Kestrel's, rent one only when data is
+                // there): idle connections cost no receive memory.
                 var result = await input.ReadAsync();
                 var buffer = result.Buffer;
                 try
