@@ -1,4 +1,6 @@
 using System.Net.Http.Json;
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Hosting;
@@ -15,16 +17,31 @@ public sealed class GatewayHost : IAsyncDisposable
 {
     private readonly WebApplicationFactory<Program> _factory;
 
-    private GatewayHost(WebApplicationFactory<Program> factory, Uri baseAddress)
+    private readonly string? _pinnedCertificate;
+
+    private GatewayHost(WebApplicationFactory<Program> factory, Uri baseAddress, string? pinnedCertificate)
     {
         _factory = factory;
         BaseAddress = baseAddress;
-        Http = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(30) };
+        _pinnedCertificate = pinnedCertificate;
+        Http = IsTls
+            ? new HttpClient(new HttpClientHandler { ServerCertificateCustomValidationCallback = (_, certificate, _, errors) => IsTrusted(certificate, errors) })
+            {
+                BaseAddress = baseAddress,
+                Timeout = TimeSpan.FromSeconds(30),
+            }
+            : new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(30) };
     }
+
+    /// <summary>A host on https serves the test's own self-signed certificate: that one is trusted, by its hash.</summary>
+    private bool IsTrusted(X509Certificate? certificate, SslPolicyErrors errors) =>
+        errors == SslPolicyErrors.None || (certificate is not null && certificate.GetCertHashString() == _pinnedCertificate);
 
     public Uri BaseAddress { get; }
 
-    public Uri WebSocketUri => new($"ws://{BaseAddress.Authority}/ws");
+    private bool IsTls => BaseAddress.Scheme == Uri.UriSchemeHttps;
+
+    public Uri WebSocketUri => new($"{(IsTls ? "wss" : "ws")}://{BaseAddress.Authority}/ws");
 
     public HttpClient Http { get; }
 
@@ -44,13 +61,29 @@ public sealed class GatewayHost : IAsyncDisposable
         factory.UseKestrel(0);
         factory.StartServer();
         var addresses = factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
-        var address = new Uri(addresses.First(a => a.StartsWith("http://", StringComparison.Ordinal)).Replace("[::]", "127.0.0.1", StringComparison.Ordinal));
-        return new GatewayHost(factory, address);
+        var address = new Uri(addresses.First(a => a.StartsWith("http", StringComparison.Ordinal)).Replace("[::]", "127.0.0.1", StringComparison.Ordinal));
+        var certificatePath = settings?.TryGetValue("Kestrel:Certificates:Default:Path", out var path) == true ? path : null;
+        string? pinned = null;
+        if (certificatePath is not null)
+        {
+            using var certificate = X509CertificateLoader.LoadPkcs12FromFile(certificatePath, settings!["Kestrel:Certificates:Default:Password"]);
+            pinned = certificate.GetCertHashString();
+        }
+
+        return new GatewayHost(factory, address, pinned);
     }
 
     public async Task<TestClient> ConnectAsync(bool connect = true, Action<System.Net.WebSockets.ClientWebSocketOptions>? configure = null, int? receiveBufferBytes = null)
     {
-        var client = await TestClient.OpenAsync(WebSocketUri, configure, receiveBufferBytes);
+        var client = await TestClient.OpenAsync(WebSocketUri, options =>
+        {
+            if (IsTls)
+            {
+                options.RemoteCertificateValidationCallback = (_, certificate, _, errors) => IsTrusted(certificate, errors);
+            }
+
+            configure?.Invoke(options);
+        }, receiveBufferBytes);
         if (connect)
         {
             var reply = await client.RequestAsync(new { op = "connect" });
