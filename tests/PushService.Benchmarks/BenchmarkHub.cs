@@ -25,7 +25,7 @@ internal static class BenchmarkHub
     public static ClientConnection Connection(LocalHub hub, int index, ConnectionSettings settings, SendScheduler.SendLoop loop)
     {
         var pipe = new Pipe();
-        return new ClientConnection(new DuplexPipe(pipe.Reader, pipe.Writer), () => { }, $"c{index}", settings, loop, TimeProvider.System,
+        return new ClientConnection(new DuplexPipe(pipe.Reader, pipe.Writer), static _ => { }, pipe, $"c{index}", settings, loop, TimeProvider.System,
             NullLogger.Instance) { Hub = hub };
     }
 }

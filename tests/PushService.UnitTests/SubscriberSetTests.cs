@@ -14,7 +14,7 @@ public sealed class SubscriberSetTests : IAsyncDisposable
     public SubscriberSetTests()
     {
         var pipe = new Pipe();
-        _connection = new ClientConnection(new PipePair(pipe.Reader, pipe.Writer), () => { }, "c1",
+        _connection = new ClientConnection(new PipePair(pipe.Reader, pipe.Writer), static _ => { }, pipe, "c1",
             new ConnectionSettings(1 << 20, 1000, 65536), _loop, TimeProvider.System, NullLogger.Instance);
     }
 

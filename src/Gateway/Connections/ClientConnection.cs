@@ -23,7 +23,8 @@ internal sealed partial class ClientConnection
     private static ReadOnlySpan<byte> NewLine => "\n"u8;
 
     private readonly IDuplexPipe _transport;
-    private readonly Action _abort;
+    private readonly Action<object> _abort;
+    private readonly object _abortState;
     private byte[]? _pendingPong;
     private bool _closeReceived;
     private readonly OutboundQueue _queue;
@@ -41,11 +42,12 @@ internal sealed partial class ClientConnection
     private long _pingSentAtTicks;
 
     /// <summary>Wraps an upgraded connection; <paramref name="transport"/> carries client frames in and server frames out,
-    /// <paramref name="abort"/> ends the underlying connection at once.</summary>
-    public ClientConnection(IDuplexPipe transport, Action abort, string id, ConnectionSettings settings, SendScheduler.SendLoop sendLoop, TimeProvider time, ILogger logger)
+    /// <paramref name="abort"/>, called with <paramref name="abortState"/>, ends the underlying connection at once.</summary>
+    public ClientConnection(IDuplexPipe transport, Action<object> abort, object abortState, string id, ConnectionSettings settings, SendScheduler.SendLoop sendLoop, TimeProvider time, ILogger logger)
     {
         _transport = transport;
         _abort = abort;
+        _abortState = abortState;
         Id = id;
         _queue = new OutboundQueue(settings.QueueMaxBytes, settings.QueueMaxMessages);
         _sendLoop = sendLoop;
@@ -265,7 +267,7 @@ internal sealed partial class ClientConnection
     {
         Interlocked.Exchange(ref _closeRequested, 1);
         _queue.Complete();
-        _abort();
+        _abort(_abortState);
         _sendingDone.TrySetResult();
     }
 

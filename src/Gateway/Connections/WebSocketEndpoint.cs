@@ -155,7 +155,7 @@ internal sealed partial class WebSocketEndpoint : IDisposable
             var transport = new StreamTransport(stream);
             try
             {
-                await RunAdmittedAsync(transport, context.Abort);
+                await RunAdmittedAsync(transport, static state => ((HttpContext)state).Abort(), context);
             }
             finally
             {
@@ -169,33 +169,53 @@ internal sealed partial class WebSocketEndpoint : IDisposable
     }
 
     /// <summary>Runs an admitted connection until it closes; the caller releases its place afterwards.</summary>
-    public async Task RunAdmittedAsync(IDuplexPipe transport, Action abort)
+    public async Task RunAdmittedAsync(IDuplexPipe transport, Action<object> abort, object abortState)
     {
-        var connection = new ClientConnection(transport, abort, NewConnectionId(), _settings, _sendScheduler.Assign(), _time, _connectionLogger)
+        var connection = Open(transport, abort, abortState);
+        try
+        {
+            await connection.RunAsync(MessageHandler);
+        }
+        finally
+        {
+            await CloseAsync(connection);
+        }
+    }
+
+    /// <summary>What handles each client message; <see cref="ClientConnection.RunAsync"/> takes it.</summary>
+    public Func<ClientConnection, ReadOnlyMemory<byte>, ValueTask> MessageHandler => _handleMessage;
+
+    /// <summary>
+    /// Registers an admitted connection, to be run (<see cref="ClientConnection.RunAsync"/>) and then closed with
+    /// <see cref="CloseAsync"/>. <paramref name="abort"/> is called with <paramref name="abortState"/> to end the
+    /// underlying connection at once (a static delegate and a state: no delegate allocated per connection).
+    /// </summary>
+    public ClientConnection Open(IDuplexPipe transport, Action<object> abort, object abortState)
+    {
+        var connection = new ClientConnection(transport, abort, abortState, NewConnectionId(), _settings, _sendScheduler.Assign(), _time, _connectionLogger)
         {
             Hub = _hub,
             CommandsPerSecond = _options.Limits.CommandsPerSecond,
         };
         _hub.Add(connection);
         _metrics.ConnectionOpened();
-        try
-        {
-            await connection.RunAsync(_handleMessage);
-        }
-        finally
-        {
-            foreach (var subscription in connection.Subscriptions.Values)
-            {
-                await _hub.RemoveAsync(subscription);
-            }
+        return connection;
+    }
 
-            connection.Subscriptions.Clear();
-            _hub.Remove(connection);
-            _metrics.ConnectionClosed();
-            if (connection.ClosedWith is { } disconnect)
-            {
-                _metrics.Disconnected(disconnect.Code);
-            }
+    /// <summary>After a connection's run ended: leaves its channels and the hub, and counts how it closed.</summary>
+    public async ValueTask CloseAsync(ClientConnection connection)
+    {
+        foreach (var subscription in connection.Subscriptions.Values)
+        {
+            await _hub.RemoveAsync(subscription);
+        }
+
+        connection.Subscriptions.Clear();
+        _hub.Remove(connection);
+        _metrics.ConnectionClosed();
+        if (connection.ClosedWith is { } disconnect)
+        {
+            _metrics.Disconnected(disconnect.Code);
         }
     }
 

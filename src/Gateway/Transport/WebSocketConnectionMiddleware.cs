@@ -19,6 +19,8 @@ internal sealed partial class WebSocketConnectionMiddleware
     /// <summary>How long a new connection may take to send its request head before the HTTP pipeline gets it anyway.</summary>
     private static readonly TimeSpan HeadTimeout = TimeSpan.FromSeconds(10);
 
+    private static readonly Action<object> AbortConnection = static state => ((ConnectionContext)state).Abort();
+
     private readonly ConnectionDelegate _next;
     private readonly WebSocketEndpoint _endpoint;
     private readonly ILogger<WebSocketConnectionMiddleware> _logger;
@@ -39,10 +41,15 @@ internal sealed partial class WebSocketConnectionMiddleware
             return;
         }
 
+        ClientConnection? client = null;
         try
         {
             await connection.Transport.Output.WriteAsync(request.SwitchingProtocolsResponse(WebSocketEndpoint.SubProtocolFor(request)));
-            await _endpoint.RunAdmittedAsync(connection.Transport, connection.Abort);
+
+            // The endpoint's run inlined (open, run, close) rather than awaited through RunAdmittedAsync: an idle
+            // connection then holds one suspended frame here instead of two.
+            client = _endpoint.Open(connection.Transport, AbortConnection, connection);
+            await client.RunAsync(_endpoint.MessageHandler);
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException)
         {
@@ -50,6 +57,11 @@ internal sealed partial class WebSocketConnectionMiddleware
         }
         finally
         {
+            if (client is not null)
+            {
+                await _endpoint.CloseAsync(client);
+            }
+
             _endpoint.Release();
         }
     }
