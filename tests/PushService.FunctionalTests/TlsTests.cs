@@ -7,7 +7,8 @@ namespace PushService.FunctionalTests;
 
 /// <summary>
 /// TLS served by Kestrel itself (docs/security.md), on both transports under it: the encrypted bytes go through the
-/// lean transport's reader and writer (or Kestrel's pipes), the WebSocket upgrade through the HTTP pipeline.
+/// lean transport's reader and writer (or Kestrel's pipes), the WebSocket upgrade through the HTTP pipeline, and
+/// HTTP/2's streams over one connection.
 /// </summary>
 public sealed class TlsTests : IDisposable
 {
@@ -50,5 +51,15 @@ public sealed class TlsTests : IDisposable
         var messages = await client.MessagesAsync("secure", 2);
         Assert.Equal(1, messages[0].GetProperty("data").GetProperty("n").GetInt32());
         Assert.Equal(large, messages[1].GetProperty("data").GetProperty("text").GetString());
+
+        // HTTP/2 (negotiated by ALPN) multiplexes streams over the same transport: several requests at once.
+        var requests = Enumerable.Range(0, 8).Select(async _ =>
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/healthz") { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact };
+            using var response = await host.Http.SendAsync(request);
+            Assert.Equal(HttpVersion.Version20, response.Version);
+            return await response.Content.ReadAsStringAsync();
+        });
+        Assert.All(await Task.WhenAll(requests), body => Assert.Equal("ok", body));
     }
 }
