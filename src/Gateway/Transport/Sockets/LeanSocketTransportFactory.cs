@@ -98,14 +98,26 @@ internal sealed partial class LeanSocketListener : IConnectionListener
                 continue;
             }
 
-            if (accepted.AddressFamily is AddressFamily.InterNetwork or AddressFamily.InterNetworkV6)
+            try
             {
-                // Kestrel's default: a push is small and must not wait for Nagle's algorithm.
-                accepted.NoDelay = true;
+                if (accepted.AddressFamily is AddressFamily.InterNetwork or AddressFamily.InterNetworkV6)
+                {
+                    // Kestrel's default: a push is small and must not wait for Nagle's algorithm.
+                    accepted.NoDelay = true;
+                }
+
+                // Reads after a wait and flushes try the socket without blocking (and wait asynchronously only when
+                // they must).
+                accepted.Blocking = false;
+            }
+            catch (SocketException)
+            {
+                // Reset between the accept and its options: take the next. (Anything thrown from here would stop
+                // Kestrel's accept loop for good.)
+                accepted.Dispose();
+                continue;
             }
 
-            // Reads after a wait and flushes try the socket without blocking (and wait asynchronously only when they must).
-            accepted.Blocking = false;
             return new LeanSocketConnection(accepted);
         }
     }

@@ -324,6 +324,7 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
         }
     }
 
+    /// <summary>Runs on a thread-pool thread when a wait ends; never throws (that would take the process down).</summary>
     private void OnWaitCompleted()
     {
         ReadResult result = default;
@@ -333,19 +334,19 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
             _waiting = false;
             var wait = _wait;
             _wait = default;
-            Observe(wait);
-            if (!_readPending)
-            {
-                if (!_ended && !_completed)
-                {
-                    NoticeEnd();
-                }
-
-                return;
-            }
-
             try
             {
+                Observe(wait);
+                if (!_readPending)
+                {
+                    if (!_ended && !_completed)
+                    {
+                        NoticeEnd();
+                    }
+
+                    return;
+                }
+
                 if (!TryComplete(out result))
                 {
                     return;
@@ -353,7 +354,15 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
             }
             catch (Exception ex)
             {
-                failure = ex;
+                // The stored error of an ended input, or something unforeseen: either way the input ends with it.
+                _ended = true;
+                _error ??= ex;
+                failure = _error;
+                if (!_readPending)
+                {
+                    _connection.OnInputEnded();
+                    return;
+                }
             }
 
             EndPendingRead();
