@@ -82,6 +82,26 @@ internal sealed class PooledSegment : ReadOnlySequenceSegment<byte>
         }
     }
 
+    /// <summary>
+    /// Gives back the segments at the head of a sequence whose bytes are all consumed (read, or sent); the sequence is
+    /// empty (<paramref name="tail"/> null too) when none is left.
+    /// </summary>
+    public static void ReleaseConsumed(ref PooledSegment? head, ref int headStart, ref PooledSegment? tail)
+    {
+        while (head is not null && headStart == head.End)
+        {
+            var next = head.NextSegment;
+            Release(head);
+            head = next;
+            headStart = 0;
+        }
+
+        if (head is null)
+        {
+            tail = null;
+        }
+    }
+
     /// <summary>Counts <paramref name="count"/> more bytes of <see cref="Array"/> as data.</summary>
     public void Grow(int count)
     {

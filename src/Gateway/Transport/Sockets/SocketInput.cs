@@ -140,18 +140,7 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
                 }
 
                 _headStart = consumed.GetInteger();
-                while (_head is not null && _headStart == _head.End)
-                {
-                    var next = _head.NextSegment;
-                    PooledSegment.Release(_head);
-                    _head = next;
-                    _headStart = 0;
-                }
-
-                if (_head is null)
-                {
-                    _tail = null;
-                }
+                PooledSegment.ReleaseConsumed(ref _head, ref _headStart, ref _tail);
             }
 
             _unexamined = _head is not null && !(examined.GetObject() == _tail && examined.GetInteger() == _tail!.End);

@@ -273,19 +273,7 @@ internal sealed class SocketOutput : PipeWriter
     /// <summary>Gives back the buffers at the head that hold nothing more to send; returns the first that does.</summary>
     private PooledSegment? SkipEmpty()
     {
-        while (_head is not null && _headStart == _head.End)
-        {
-            var next = _head.NextSegment;
-            PooledSegment.Release(_head);
-            _head = next;
-            _headStart = 0;
-        }
-
-        if (_head is null)
-        {
-            _tail = null;
-        }
-
+        PooledSegment.ReleaseConsumed(ref _head, ref _headStart, ref _tail);
         return _head;
     }
 
