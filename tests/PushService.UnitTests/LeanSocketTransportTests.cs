@@ -244,6 +244,16 @@ public sealed class LeanSocketTransportTests : IAsyncLifetime
         Assert.Equal(13, _server.ConnectionId.Length);
     }
 
+    [Fact]
+    public void TheFactory_TakesTcpEndpointsOnly_LeavingTheRestToKestrelsTransport()
+    {
+        var factory = new LeanSocketTransportFactory(NullLogger<LeanSocketListener>.Instance);
+        Assert.True(factory.CanBind(new IPEndPoint(IPAddress.Loopback, 0)));
+        Assert.True(factory.CanBind(new IPEndPoint(IPAddress.IPv6Any, 0)));
+        Assert.False(factory.CanBind(new UnixDomainSocketEndPoint("/tmp/pushservice-test.sock")));
+        Assert.False(factory.CanBind(new FileHandleEndPoint(3, FileHandleType.Auto)));
+    }
+
     private async Task EchoAsync(int total)
     {
         var echoed = 0;

@@ -7,9 +7,10 @@ using Microsoft.Extensions.Logging;
 namespace PushService.Gateway.Transport.Sockets;
 
 /// <summary>
-/// Kestrel's transport for TCP and Unix socket endpoints when <c>PushService:Server:LeanTransport</c> is on (the
-/// default): connections that hold no buffer and no pipe while idle (<see cref="LeanSocketConnection"/>). Kestrel asks
-/// the last registered factory first; endpoints this one does not take (a file handle) go to Kestrel's own transport.
+/// Kestrel's transport for TCP endpoints when <c>PushService:Server:LeanTransport</c> is on (the default): connections
+/// that hold no buffer and no pipe while idle (<see cref="LeanSocketConnection"/>). Kestrel asks the last registered
+/// factory first; endpoints this one does not take (Unix sockets, file handles, named pipes) go to Kestrel's own
+/// transport, which knows their particulars (a Unix socket's file, for one).
 /// </summary>
 internal sealed class LeanSocketTransportFactory : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
@@ -20,7 +21,7 @@ internal sealed class LeanSocketTransportFactory : IConnectionListenerFactory, I
 
     public LeanSocketTransportFactory(ILogger<LeanSocketListener> logger) => _logger = logger;
 
-    public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint or UnixDomainSocketEndPoint;
+    public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint;
 
     public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
