@@ -168,8 +168,11 @@ internal sealed partial class WebSocketEndpoint : IDisposable
         }
     }
 
-    /// <summary>Runs an admitted connection until it closes; the caller releases its place afterwards.</summary>
-    public async Task RunAdmittedAsync(IDuplexPipe transport, Action<object> abort, object abortState)
+    /// <summary>
+    /// Runs a connection admitted by the HTTP pipeline until it closes; the caller releases its place afterwards. (The
+    /// direct path does the same three steps in its own frame.)
+    /// </summary>
+    private async Task RunAdmittedAsync(IDuplexPipe transport, Action<object> abort, object abortState)
     {
         var connection = Open(transport, abort, abortState);
         try

@@ -38,8 +38,8 @@ internal sealed class LeanSocketConnection : ConnectionContext, IDuplexPipe, IFe
     public LeanSocketConnection(Socket socket)
     {
         Socket = socket;
-        _input = new SocketInput(this, socket);
-        _output = new SocketOutput(this, socket);
+        _input = new SocketInput(this);
+        _output = new SocketOutput(this);
         _transport = this;
     }
 

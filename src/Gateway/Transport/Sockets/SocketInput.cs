@@ -25,7 +25,6 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
     private const int MinimumReceive = 512;
 
     private readonly LeanSocketConnection _connection;
-    private readonly Socket _socket;
     private readonly Lock _lock = new();
     private readonly Action _onWaitCompleted;
     private ManualResetValueTaskSourceCore<ReadResult> _read;
@@ -48,10 +47,11 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
     private bool _ended;
     private Exception? _error;
 
-    public SocketInput(LeanSocketConnection connection, Socket socket)
+    private Socket Socket => _connection.Socket;
+
+    public SocketInput(LeanSocketConnection connection)
     {
         _connection = connection;
-        _socket = socket;
         _onWaitCompleted = OnWaitCompleted;
     }
 
@@ -232,7 +232,7 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
         SocketError error;
         try
         {
-            received = _socket.Receive(target.Array, target.End, target.Free, SocketFlags.None, out error);
+            received = Socket.Receive(target.Array, target.End, target.Free, SocketFlags.None, out error);
         }
         catch (ObjectDisposedException)
         {
@@ -277,7 +277,7 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
         ValueTask<int> wait;
         try
         {
-            wait = _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None);
+            wait = Socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None);
         }
         catch (ObjectDisposedException)
         {
@@ -376,7 +376,7 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
         int available;
         try
         {
-            available = _socket.Available;
+            available = Socket.Available;
         }
         catch (ObjectDisposedException)
         {

@@ -30,7 +30,6 @@ internal sealed class SocketOutput : PipeWriter
     private static List<ArraySegment<byte>>? t_gather;
 
     private readonly LeanSocketConnection _connection;
-    private readonly Socket _socket;
     private PooledSegment? _head;
     private int _headStart;
     private PooledSegment? _tail;
@@ -42,10 +41,11 @@ internal sealed class SocketOutput : PipeWriter
     private volatile bool _cancelRequested;
     private CancellationTokenSource? _slowFlushCancellation;
 
-    public SocketOutput(LeanSocketConnection connection, Socket socket)
+    private Socket Socket => _connection.Socket;
+
+    public SocketOutput(LeanSocketConnection connection)
     {
         _connection = connection;
-        _socket = socket;
     }
 
     /// <summary>Whether the output holds a buffer now (bytes not yet sent); for tests of the idle state.</summary>
@@ -186,7 +186,7 @@ internal sealed class SocketOutput : PipeWriter
             {
                 if (head.NextSegment is null)
                 {
-                    sent = _socket.Send(head.Array, _headStart, head.End - _headStart, SocketFlags.None, out error);
+                    sent = Socket.Send(head.Array, _headStart, head.End - _headStart, SocketFlags.None, out error);
                 }
                 else
                 {
@@ -200,7 +200,7 @@ internal sealed class SocketOutput : PipeWriter
 
                     try
                     {
-                        sent = _socket.Send(gather, SocketFlags.None, out error);
+                        sent = Socket.Send(gather, SocketFlags.None, out error);
                     }
                     finally
                     {
@@ -241,7 +241,7 @@ internal sealed class SocketOutput : PipeWriter
         {
             while (SkipEmpty() is { } head)
             {
-                var sent = await _socket.SendAsync(head.Array.AsMemory(_headStart, head.End - _headStart), SocketFlags.None, cancellation.Token);
+                var sent = await Socket.SendAsync(head.Array.AsMemory(_headStart, head.End - _headStart), SocketFlags.None, cancellation.Token);
                 Consume(sent);
             }
 
