@@ -13,10 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 regime=${1:-A}; runs=${2:-3}; shift $(( $# > 2 ? 2 : $# )) || true
 targets=${TARGETS:-"pushservice signalr socketio"}
-# The fan-out regimes warm up for 30 s: for their first 20-30 s under load, both .NET servers are still recompiling hot
-# code with tiered compilation (a tenth of a PushService node's CPU on the JIT's thread 8-18 s into the load, 2% at
-# 43-53 s), and a server that fell behind during a short warm-up catches up inside the window at a lower cost per
-# delivery. Churn keeps 5 s.
+# The fan-out regimes warm up for 30 s: with dynamic PGO on, a .NET server is still recompiling hot code for its first
+# 20-30 s under load (a tenth of a PushService node's CPU on the JIT's thread 8-18 s into the load, 2% at 43-53 s; the
+# gateway now runs without PGO, the SignalR peer with it), and a server that fell behind during a short warm-up catches
+# up inside the window at a lower cost per delivery. Churn keeps 5 s.
 duration=${DURATION:-15}
 if [ "$regime" = churn ]; then warmup=${WARMUP:-5}; else warmup=${WARMUP:-30}; fi
 
