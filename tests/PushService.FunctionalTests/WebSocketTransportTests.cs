@@ -8,17 +8,21 @@ namespace PushService.FunctionalTests;
 /// The WebSocket layer itself (RFC 6455), on both accept paths: upgrades taken straight off Kestrel's connection (the
 /// default), and upgrades through the HTTP pipeline's <c>/ws</c> endpoint (<c>PushService:Server:DirectWebSockets=false</c>,
 /// also what serves connections the direct path cannot see); and on both transports under them, the gateway's lean one
-/// (the default) and Kestrel's own (<c>PushService:Server:LeanTransport=false</c>). All must behave the same to a client.
+/// (the default) and Kestrel's own (<c>PushService:Server:LeanTransport=false</c>); and with the send loops' sends batched
+/// into one io_uring submission a round (the default) or made socket by socket (<c>PushService:WebSocket:BatchSends=false</c>,
+/// also what runs where io_uring is not available). All must behave the same to a client.
 /// </summary>
 public abstract class WebSocketTransportTests : IAsyncLifetime
 {
     private readonly bool _direct;
     private readonly bool _lean;
+    private readonly bool _batch;
 
-    protected WebSocketTransportTests(bool direct, bool lean = true)
+    protected WebSocketTransportTests(bool direct, bool lean = true, bool batch = true)
     {
         _direct = direct;
         _lean = lean;
+        _batch = batch;
     }
 
     protected GatewayHost Host { get; private set; } = null!;
@@ -29,6 +33,7 @@ public abstract class WebSocketTransportTests : IAsyncLifetime
         {
             ["PushService:Server:DirectWebSockets"] = _direct ? "true" : "false",
             ["PushService:Server:LeanTransport"] = _lean ? "true" : "false",
+            ["PushService:WebSocket:BatchSends"] = _batch ? "true" : "false",
             ["PushService:Limits:MaxMessageBytes"] = "4096",
             ["PushService:Namespaces:chat:AllowClientPublish"] = "true",
         });
@@ -283,3 +288,6 @@ public sealed class HttpWebSocketTransportTests() : WebSocketTransportTests(dire
 
 /// <summary>Upgrades taken straight off the connection, on Kestrel's own socket transport.</summary>
 public sealed class KestrelSocketsWebSocketTransportTests() : WebSocketTransportTests(direct: true, lean: false);
+
+/// <summary>Upgrades taken straight off the connection, on the lean transport, each socket sent to with a system call of its own.</summary>
+public sealed class UnbatchedWebSocketTransportTests() : WebSocketTransportTests(direct: true, batch: false);

@@ -281,6 +281,15 @@ public sealed class WebSocketEndpointOptions
     /// <value>The default value is 10 milliseconds.</value>
     public TimeSpan WriteCoalescing { get; set; } = TimeSpan.FromMilliseconds(10);
 
+    /// <summary>
+    /// Whether each send loop hands the sends of a round (one per connection it flushes) to the kernel in one system
+    /// call, through io_uring, rather than one system call per socket. Linux only, and only where the kernel lets the
+    /// process use io_uring (container runtimes' default seccomp profiles do not): elsewhere the gateway logs why and
+    /// sends socket by socket. Applies to the lean transport (<c>PushService:Server:LeanTransport</c>).
+    /// </summary>
+    /// <value>The default value is true.</value>
+    public bool BatchSends { get; set; } = true;
+
     /// <summary>How long after a ping the client has to show it is alive (with <c>pong</c> or any command).</summary>
     /// <value>The default value is 10 seconds.</value>
     public TimeSpan PongTimeout { get; set; } = TimeSpan.FromSeconds(10);

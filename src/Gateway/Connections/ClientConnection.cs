@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using PushService.Gateway.Hub;
 using PushService.Gateway.Protocol;
 using PushService.Gateway.Transport;
+using PushService.Gateway.Transport.Sockets;
 
 namespace PushService.Gateway.Connections;
 
@@ -15,7 +16,7 @@ namespace PushService.Gateway.Connections;
 /// <see cref="SendScheduler.SendLoop"/> that drain the bounded outbound queue, batching queued pushes into one
 /// WebSocket message separated by <c>\n</c>, written straight into the transport.
 /// </summary>
-internal sealed partial class ClientConnection
+internal sealed partial class ClientConnection : IBatchedFlushCompletion
 {
     /// <summary>The most pushes one text frame carries, in bytes; a larger push goes in a frame of its own.</summary>
     private const int BatchBytes = 64 * 1024;
@@ -31,6 +32,7 @@ internal sealed partial class ClientConnection
     private readonly SendScheduler.SendLoop _sendLoop;
     private readonly TaskCompletionSource _sendingDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _flushState;
+    private bool _flushCloses;
     private bool _closeSent;
     private readonly int _maxMessageBytes;
     private readonly ILogger _logger;
@@ -385,25 +387,86 @@ internal sealed partial class ClientConnection
     /// <summary>
     /// Sends what is queued; called by the send loop, never twice at once. When the flush completes synchronously (the
     /// usual case) the loop goes straight on to the next connection; otherwise the rest finishes on the flush's continuation.
+    /// With a <paramref name="batch"/>, a socket of the lean transport is sent with the rest of the loop's round, and
+    /// the flush ends when the batch is submitted (<see cref="OnFlushed"/>).
     /// </summary>
-    public void Flush(long now)
+    public void Flush(long now, SendBatch? batch = null)
     {
         LastFlushTimestamp = now;
-        var flushing = FlushCoreAsync();
-        if (flushing.IsCompleted)
+        if (_sendingDone.Task.IsCompleted)
         {
-            flushing.GetAwaiter().GetResult();
             AfterFlush();
+            return;
+        }
+
+        ValueTask<FlushResult> flush;
+        try
+        {
+            var output = _transport.Output;
+            _flushCloses = WriteDue(output);
+            if (batch is not null && batch.TryAdd(output, this))
+            {
+                return;
+            }
+
+            flush = output.FlushAsync();
+        }
+        catch (Exception ex)
+        {
+            FlushFailed(ex);
+            return;
+        }
+
+        if (flush.IsCompletedSuccessfully)
+        {
+            OnFlushed(flush.Result);
         }
         else
         {
-            _ = AfterFlushAsync(flushing);
+            _ = AwaitFlushAsync(flush);
         }
     }
 
-    private async Task AfterFlushAsync(ValueTask flushing)
+    private async Task AwaitFlushAsync(ValueTask<FlushResult> flush)
     {
-        await flushing;
+        FlushResult result;
+        try
+        {
+            result = await flush;
+        }
+        catch (Exception ex)
+        {
+            FlushFailed(ex);
+            return;
+        }
+
+        OnFlushed(result);
+    }
+
+    /// <summary>A flush ended: closed, or the socket is gone and nothing more can be sent, ends sending for good.</summary>
+    public void OnFlushed(FlushResult result)
+    {
+        if (_flushCloses || result.IsCompleted)
+        {
+            _sendingDone.TrySetResult();
+        }
+
+        AfterFlush();
+    }
+
+    private void FlushFailed(Exception ex)
+    {
+        if (ex is OperationCanceledException or IOException or InvalidOperationException or ObjectDisposedException)
+        {
+            Log.SendEnded(_logger, Id, ex.Message);
+        }
+        else
+        {
+            // Nothing may escape into the send loop, which serves every other connection on its core too.
+            Log.SendFailed(_logger, Id, ex);
+        }
+
+        Abort();
         AfterFlush();
     }
 
@@ -423,59 +486,34 @@ internal sealed partial class ClientConnection
 
     /// <summary>
     /// Writes everything due into the transport in one go (a pong, the queued pushes batched into text frames, the closing
-    /// frames), then flushes once. The writes are synchronous copies into the socket's buffer; only the flush may wait.
+    /// frames), to be flushed once. The writes are synchronous copies into the socket's buffer. True when the closing
+    /// frames were among them.
     /// </summary>
-    private async ValueTask FlushCoreAsync()
+    private bool WriteDue(PipeWriter output)
     {
-        if (_sendingDone.Task.IsCompleted)
+        if (Interlocked.Exchange(ref _pendingPong, null) is { } pong)
         {
-            return;
+            WebSocketFrames.Write(output, WebSocketOpcode.Pong, pong);
         }
 
-        try
+        if (_disconnect == Disconnect.SlowConsumer)
         {
-            var output = _transport.Output;
-            if (Interlocked.Exchange(ref _pendingPong, null) is { } pong)
-            {
-                WebSocketFrames.Write(output, WebSocketOpcode.Pong, pong);
-            }
-
-            if (_disconnect == Disconnect.SlowConsumer)
-            {
-                // What a slow consumer had queued is dropped: its SDK recovers it from history.
-                _queue.Clear();
-            }
-            else
-            {
-                WriteQueued(output);
-            }
-
-            var closing = IsClosing && !_closeSent;
-            if (closing)
-            {
-                _closeSent = true;
-                WriteClose(output);
-            }
-
-            var flush = output.FlushAsync();
-            var flushed = flush.IsCompletedSuccessfully ? flush.Result : await flush;
-            if (closing || flushed.IsCompleted)
-            {
-                // Closed, or the socket is gone and nothing more can be sent.
-                _sendingDone.TrySetResult();
-            }
+            // What a slow consumer had queued is dropped: its SDK recovers it from history.
+            _queue.Clear();
         }
-        catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidOperationException or ObjectDisposedException)
+        else
         {
-            Log.SendEnded(_logger, Id, ex.Message);
-            Abort();
+            WriteQueued(output);
         }
-        catch (Exception ex)
+
+        var closing = IsClosing && !_closeSent;
+        if (closing)
         {
-            // Nothing may escape into the send loop, which serves every other connection on its core too.
-            Log.SendFailed(_logger, Id, ex);
-            Abort();
+            _closeSent = true;
+            WriteClose(output);
         }
+
+        return closing;
     }
 
     /// <summary>Writes the queued pushes as text frames, each carrying as many pushes as fit a batch, separated by <c>\n</c>.</summary>

@@ -1,6 +1,8 @@
 using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PushService.Gateway.Configuration;
+using PushService.Gateway.Transport.Sockets;
 
 namespace PushService.Gateway.Connections;
 
@@ -11,15 +13,32 @@ namespace PushService.Gateway.Connections;
 /// window has passed, gathering more frames meanwhile; one that has been quiet is flushed at once. One wake-up thus
 /// serves hundreds of connections, where a writer task per connection would cost a thread-pool wake-up (and a context
 /// switch) per connection per batch. Replies to commands do not come through here (<see cref="ClientConnection.Reply"/>).
+/// With <see cref="WebSocketEndpointOptions.BatchSends"/> a loop hands the sends of a round to the kernel in one system
+/// call (<see cref="SendBatch"/>, io_uring on Linux); where the kernel has no io_uring to give it sends socket by socket.
 /// </summary>
-internal sealed class SendScheduler : IAsyncDisposable
+internal sealed partial class SendScheduler : IAsyncDisposable
 {
+    /// <summary>Sends per system call at most; a round with more submits every this many.</summary>
+    private const uint BatchCapacity = 256;
+
     private readonly SendLoop[] _loops;
     private int _next;
 
-    public SendScheduler(IOptions<PushServiceOptions> options, TimeProvider time)
+    public SendScheduler(IOptions<PushServiceOptions> options, TimeProvider time, ILogger<SendScheduler> logger)
     {
-        _loops = [.. Enumerable.Range(0, Environment.ProcessorCount).Select(_ => new SendLoop(options.Value.WebSocket.WriteCoalescing, time))];
+        _loops = [.. Enumerable.Range(0, Environment.ProcessorCount).Select(_ => new SendLoop(options.Value.WebSocket.WriteCoalescing, time,
+            options.Value.WebSocket.BatchSends ? CreateBatch(logger) : null))];
+    }
+
+    private static SendBatch? CreateBatch(ILogger logger)
+    {
+        var batch = SendBatch.TryCreate(BatchCapacity, out var unavailable);
+        if (batch is null)
+        {
+            Log.BatchSendsUnavailable(logger, unavailable ?? "");
+        }
+
+        return batch;
     }
 
     /// <summary>The loop a new connection is flushed by, round robin.</summary>
@@ -41,12 +60,16 @@ internal sealed class SendScheduler : IAsyncDisposable
 
         private readonly TimeSpan _coalescing;
         private readonly TimeProvider _time;
+        private readonly SendBatch? _batch;
         private readonly Task _loop;
 
-        public SendLoop(TimeSpan coalescing, TimeProvider time)
+        /// <summary>A loop that flushes connections <paramref name="coalescing"/> apart at least, sending each round's
+        /// sends together through <paramref name="batch"/> when there is one (the loop then owns it).</summary>
+        public SendLoop(TimeSpan coalescing, TimeProvider time, SendBatch? batch = null)
         {
             _coalescing = coalescing;
             _time = time;
+            _batch = batch;
             _loop = Task.Run(RunAsync);
         }
 
@@ -69,7 +92,7 @@ internal sealed class SendScheduler : IAsyncDisposable
                 while (deferred.TryPeek(out var due, out var dueAt) && dueAt <= now + (window / 2))
                 {
                     deferred.Dequeue();
-                    due.Flush(now);
+                    due.Flush(now, _batch);
                 }
 
                 while (reader.TryRead(out var connection))
@@ -77,13 +100,16 @@ internal sealed class SendScheduler : IAsyncDisposable
                     var readyAt = connection.LastFlushTimestamp + window;
                     if (window == 0 || connection.LastFlushTimestamp == 0 || readyAt <= now)
                     {
-                        connection.Flush(now);
+                        connection.Flush(now, _batch);
                     }
                     else
                     {
                         deferred.Enqueue(connection, readyAt);
                     }
                 }
+
+                // The round's sends go out together; flushes they end may put their connections back on the list.
+                _batch?.Submit();
 
                 waiting ??= reader.WaitToReadAsync().AsTask();
                 if (deferred.TryPeek(out _, out var nextAt))
@@ -115,6 +141,13 @@ internal sealed class SendScheduler : IAsyncDisposable
         {
             _ready.Writer.TryComplete();
             await _loop;
+            _batch?.Dispose();
         }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(230, LogLevel.Information, "Batched sends are off: {Reason}. Each socket is sent to with a system call of its own.")]
+        public static partial void BatchSendsUnavailable(ILogger logger, string reason);
     }
 }

@@ -41,7 +41,7 @@ internal sealed class SocketOutput : PipeWriter
     private volatile bool _cancelRequested;
     private CancellationTokenSource? _slowFlushCancellation;
 
-    private Socket Socket => _connection.Socket;
+    internal Socket Socket => _connection.Socket;
 
     public SocketOutput(LeanSocketConnection connection)
     {
@@ -50,6 +50,21 @@ internal sealed class SocketOutput : PipeWriter
 
     /// <summary>Whether the output holds a buffer now (bytes not yet sent); for tests of the idle state.</summary>
     internal bool HoldsBuffers => Volatile.Read(ref _head) is not null;
+
+    /// <summary>The bytes buffered and not yet sent.</summary>
+    internal long BufferedBytes
+    {
+        get
+        {
+            long bytes = -_headStart;
+            for (var segment = _head; segment is not null; segment = segment.NextSegment)
+            {
+                bytes += segment.End;
+            }
+
+            return _head is null ? 0 : bytes;
+        }
+    }
 
     public override bool CanGetUnflushedBytes => true;
 
@@ -228,6 +243,108 @@ internal sealed class SocketOutput : PipeWriter
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// Begins a flush that a <see cref="SendBatch"/> sends (<see cref="FlushAsync"/> otherwise): moves every buffered
+    /// byte into <paramref name="destination"/> and gives the buffers back, so that none is held across the batch's
+    /// round. False, leaving everything as it was, when there is nothing to send, more than fits, or the flush must take
+    /// the ordinary way (a cancellation asked for, the socket failed, the connection disposed). The write stays in
+    /// progress until <see cref="CompleteBatchedFlush"/>.
+    /// </summary>
+    internal bool TryMoveToBatch(Span<byte> destination, out int length)
+    {
+        length = 0;
+        if (_cancelRequested || _failed || (Volatile.Read(ref _state) & (Writing | Disposed)) != Writing || SkipEmpty() is not { } head)
+        {
+            return false;
+        }
+
+        var start = _headStart;
+        for (var segment = head; segment is not null; segment = segment.NextSegment)
+        {
+            var bytes = segment.Array.AsSpan(start, segment.End - start);
+            if (bytes.Length > destination.Length - length)
+            {
+                length = 0;
+                return false;
+            }
+
+            bytes.CopyTo(destination[length..]);
+            length += bytes.Length;
+            start = 0;
+        }
+
+        _unflushed = 0;
+        Consume(length);
+        return true;
+    }
+
+    /// <summary>
+    /// Ends a batched flush with its send's result (bytes sent, or a negated errno) and tells
+    /// <paramref name="completion"/>. What the kernel did not take (<paramref name="unsent"/>, when it took part or
+    /// nothing because its buffer was full) is buffered again and goes on as an ordinary flush would.
+    /// </summary>
+    internal void CompleteBatchedFlush(int result, ReadOnlySpan<byte> unsent, IBatchedFlushCompletion completion)
+    {
+        if (result < 0 && result != -IoUring.Errno.TryAgain)
+        {
+            Fail(-result switch
+            {
+                IoUring.Errno.BadFile => SocketError.OperationAborted,
+                IoUring.Errno.ConnectionAborted => SocketError.ConnectionAborted,
+                IoUring.Errno.NotConnected => SocketError.NotConnected,
+                _ => SocketError.ConnectionReset,
+            });
+        }
+        else if (!unsent.IsEmpty)
+        {
+            if ((Volatile.Read(ref _state) & Disposed) != 0)
+            {
+                // Disposed meanwhile: what is left cannot be buffered again, and there is nobody to send it to.
+                Fail(SocketError.OperationAborted);
+            }
+            else
+            {
+                try
+                {
+                    var segment = Reserve(unsent.Length);
+                    unsent.CopyTo(segment.Array.AsSpan(segment.End));
+                    segment.Grow(unsent.Length);
+                }
+                catch (ObjectDisposedException)
+                {
+                    Fail(SocketError.OperationAborted);
+                }
+            }
+        }
+
+        if (_failed || SendNow())
+        {
+            EndWrite();
+            completion.OnFlushed(new FlushResult(isCanceled: false, isCompleted: _failed));
+            return;
+        }
+
+        _ = CompleteBatchedFlushSlowlyAsync(completion);
+    }
+
+    private async Task CompleteBatchedFlushSlowlyAsync(IBatchedFlushCompletion completion)
+    {
+        FlushResult result;
+        try
+        {
+            result = await FlushSlowAsync(CancellationToken.None);
+        }
+        catch (Exception ex)
+        {
+            // Nothing may escape unobserved: the connection is of no further use.
+            _failed = true;
+            _connection.Abort(new ConnectionAbortedException("Sending failed.", ex));
+            result = new FlushResult(isCanceled: false, isCompleted: true);
+        }
+
+        completion.OnFlushed(result);
     }
 
     /// <summary>Waits for the kernel to take the rest, one buffer at a time (a slow reader: rare, and not worth gathering).</summary>
