@@ -71,12 +71,19 @@ internal sealed unsafe class SendBatch : IDisposable
             return false;
         }
 
-        if (_count == _entries.Length || (_count > 0 && socketOutput.BufferedBytes > ArenaBytes - _used))
+        var bytes = socketOutput.BufferedBytes;
+        if (bytes > ArenaBytes / 4)
+        {
+            // A send of its own costs little more than its share of a batch would.
+            return false;
+        }
+
+        if (_count == _entries.Length || bytes > ArenaBytes - _used)
         {
             Submit();
         }
 
-        if (socketOutput.BufferedBytes > ArenaBytes / 4 || !socketOutput.TryMoveToBatch(Free, out var length))
+        if (!socketOutput.TryMoveToBatch(Free, out var length))
         {
             return false;
         }
