@@ -38,7 +38,7 @@ public class SendBatchBenchmarks
             var peer = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
             await peer.ConnectAsync(_listener.EndPoint);
             _peers.Add(peer);
-            Drain(peer);
+            TransportBenchmarks.Drain(peer, _stop.Token);
             _connections.Add((await accepted)!);
         }
 
@@ -96,21 +96,6 @@ public class SendBatchBenchmarks
         _batch.Submit();
         return _completion.Completed;
     }
-
-    private void Drain(Socket peer) => _ = Task.Run(async () =>
-    {
-        var buffer = new byte[64 * 1024];
-        try
-        {
-            while (await peer.ReceiveAsync(buffer, _stop.Token) > 0)
-            {
-            }
-        }
-        catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
-        {
-            // Stopped at cleanup.
-        }
-    });
 
     private sealed class Completion : IBatchedFlushCompletion
     {

@@ -87,12 +87,15 @@ public class TransportBenchmarks
         return peer;
     }
 
-    private void Drain(Socket peer) => _ = Task.Run(async () =>
+    private void Drain(Socket peer) => Drain(peer, _stop.Token);
+
+    /// <summary>Reads and drops everything <paramref name="peer"/> receives until <paramref name="stop"/>, on the thread pool.</summary>
+    internal static void Drain(Socket peer, CancellationToken stop) => _ = Task.Run(async () =>
     {
         var buffer = new byte[64 * 1024];
         try
         {
-            while (await peer.ReceiveAsync(buffer, _stop.Token) > 0)
+            while (await peer.ReceiveAsync(buffer, stop) > 0)
             {
             }
         }

@@ -48,11 +48,11 @@ public sealed class LeanSocketTransportTests : IAsyncLifetime
     public async Task BytesBothWays_ArriveWholeAndInOrder()
     {
         const int Total = 1 << 20;
-        var sent = Pattern(Total);
+        var sent = LoopbackBytes.Pattern(Total);
         var echo = EchoAsync(Total);
 
         var random = new Random(7);
-        var receive = ReceiveExactlyAsync(_client, Total);
+        var receive = LoopbackBytes.ReceiveExactlyAsync(_client, Total);
         for (var offset = 0; offset < Total;)
         {
             var size = Math.Min(random.Next(1, 20_000), Total - offset);
@@ -71,7 +71,7 @@ public sealed class LeanSocketTransportTests : IAsyncLifetime
         // Enough to fill the kernel's buffers on both ends of a loopback connection many times over.
         const int Chunk = 64 * 1024;
         const int MaxTotal = 256 * Chunk;
-        var payload = Pattern(MaxTotal);
+        var payload = LoopbackBytes.Pattern(MaxTotal);
         ValueTask<FlushResult> flush = default;
         var written = 0;
         while (written < MaxTotal)
@@ -88,7 +88,7 @@ public sealed class LeanSocketTransportTests : IAsyncLifetime
         Assert.False(flush.IsCompleted, "the kernel took everything without the peer reading");
         Assert.True(_server.HoldsBuffers);
 
-        var received = await ReceiveExactlyAsync(_client, written).WaitAsync(Patience);
+        var received = await LoopbackBytes.ReceiveExactlyAsync(_client, written).WaitAsync(Patience);
         var result = await flush.AsTask().WaitAsync(Patience);
         Assert.False(result.IsCompleted);
         Assert.Equal(payload.AsSpan(0, written).ToArray(), received);
@@ -287,20 +287,6 @@ public sealed class LeanSocketTransportTests : IAsyncLifetime
         }
     }
 
-    private static async Task<byte[]> ReceiveExactlyAsync(Socket socket, int count)
-    {
-        var buffer = new byte[count];
-        var received = 0;
-        while (received < count)
-        {
-            var n = await socket.ReceiveAsync(buffer.AsMemory(received));
-            Assert.NotEqual(0, n);
-            received += n;
-        }
-
-        return buffer;
-    }
-
     private static async Task<byte[]> ReceiveToEndAsync(Socket socket)
     {
         var all = new ArrayBufferWriter<byte>();
@@ -314,17 +300,6 @@ public sealed class LeanSocketTransportTests : IAsyncLifetime
 
             all.Advance(n);
         }
-    }
-
-    private static byte[] Pattern(int length)
-    {
-        var bytes = new byte[length];
-        for (var i = 0; i < length; i++)
-        {
-            bytes[i] = (byte)(i % 251);
-        }
-
-        return bytes;
     }
 
     private sealed class TestTlsFeature : ITlsConnectionFeature

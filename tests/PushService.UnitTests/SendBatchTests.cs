@@ -65,7 +65,7 @@ public sealed class SendBatchTests : IAsyncLifetime
             Assert.False(result.IsCompleted);
             Assert.False(result.IsCanceled);
             var expected = $"message for connection {i}";
-            var received = await ReceiveExactlyAsync(pairs[i].Client, expected.Length).WaitAsync(Patience);
+            var received = await LoopbackBytes.ReceiveExactlyAsync(pairs[i].Client, expected.Length).WaitAsync(Patience);
             Assert.Equal(expected, System.Text.Encoding.ASCII.GetString(received));
             Assert.False(pairs[i].Server.HoldsBuffers);
         }
@@ -77,7 +77,7 @@ public sealed class SendBatchTests : IAsyncLifetime
         var (client, server) = Assert.Single(await ConnectAsync(1));
         var output = server.Transport.Output;
         // Ten writes that each fill most of a 4 KB buffer: ten buffers.
-        var payload = Pattern(10 * 4000);
+        var payload = LoopbackBytes.Pattern(10 * 4000);
         for (var offset = 0; offset < payload.Length; offset += 4000)
         {
             output.Write(payload.AsSpan(offset, 4000));
@@ -86,7 +86,7 @@ public sealed class SendBatchTests : IAsyncLifetime
         var completion = new Completion();
         Assert.True(_batch.TryAdd(output, completion));
         Assert.False(server.HoldsBuffers);
-        var receive = ReceiveExactlyAsync(client, payload.Length);
+        var receive = LoopbackBytes.ReceiveExactlyAsync(client, payload.Length);
         _batch.Submit();
 
         Assert.Equal(payload, await receive.WaitAsync(Patience));
@@ -105,8 +105,8 @@ public sealed class SendBatchTests : IAsyncLifetime
         var completions = new Completion[pairs.Count];
         for (var i = 0; i < pairs.Count; i++)
         {
-            payloads[i] = Pattern(60_000 + i);
-            receives[i] = ReceiveExactlyAsync(pairs[i].Client, payloads[i].Length);
+            payloads[i] = LoopbackBytes.Pattern(60_000 + i);
+            receives[i] = LoopbackBytes.ReceiveExactlyAsync(pairs[i].Client, payloads[i].Length);
             pairs[i].Server.Transport.Output.Write(payloads[i]);
             completions[i] = new Completion();
             Assert.True(_batch.TryAdd(pairs[i].Server.Transport.Output, completions[i]));
@@ -131,7 +131,7 @@ public sealed class SendBatchTests : IAsyncLifetime
 
         // Fill the slow peer's side until a batched flush cannot go out whole and has to wait.
         const int Chunk = 32 * 1024;
-        var payload = Pattern(512 * Chunk);
+        var payload = LoopbackBytes.Pattern(512 * Chunk);
         var written = 0;
         while (written < payload.Length)
         {
@@ -145,11 +145,11 @@ public sealed class SendBatchTests : IAsyncLifetime
             _batch.Submit();
 
             Assert.Single(other.Results);
-            Assert.Equal("hello", System.Text.Encoding.ASCII.GetString(await ReceiveExactlyAsync(client, 5).WaitAsync(Patience)));
+            Assert.Equal("hello", System.Text.Encoding.ASCII.GetString(await LoopbackBytes.ReceiveExactlyAsync(client, 5).WaitAsync(Patience)));
             if (completion.Results.Count == 0)
             {
                 Assert.True(slowServer.HoldsBuffers);
-                var received = await ReceiveExactlyAsync(slowClient, written).WaitAsync(Patience);
+                var received = await LoopbackBytes.ReceiveExactlyAsync(slowClient, written).WaitAsync(Patience);
                 var result = Assert.Single(await completion.WaitAsync());
                 Assert.False(result.IsCompleted);
                 Assert.Equal(payload.AsSpan(0, written).ToArray(), received);
@@ -181,7 +181,7 @@ public sealed class SendBatchTests : IAsyncLifetime
         Assert.True(Assert.Single(goneCompletion.Results).IsCompleted);
         Assert.False(gone.HoldsBuffers);
         Assert.False(Assert.Single(completion.Results).IsCompleted);
-        Assert.Equal("sent", System.Text.Encoding.ASCII.GetString(await ReceiveExactlyAsync(client, 4).WaitAsync(Patience)));
+        Assert.Equal("sent", System.Text.Encoding.ASCII.GetString(await LoopbackBytes.ReceiveExactlyAsync(client, 4).WaitAsync(Patience)));
     }
 
     [Fact]
@@ -217,11 +217,11 @@ public sealed class SendBatchTests : IAsyncLifetime
         Assert.False(_batch.TryAdd(server.Transport.Output, new Completion()));
 
         // More than a quarter of the batch: one send of its own costs little more than its share of a batch.
-        var large = Pattern(100_000);
+        var large = LoopbackBytes.Pattern(100_000);
         server.Transport.Output.Write(large);
         Assert.False(_batch.TryAdd(server.Transport.Output, new Completion()));
         Assert.True(server.HoldsBuffers);
-        var receive = ReceiveExactlyAsync(client, large.Length);
+        var receive = LoopbackBytes.ReceiveExactlyAsync(client, large.Length);
         var flushed = await server.Transport.Output.FlushAsync().AsTask().WaitAsync(Patience);
         Assert.False(flushed.IsCompleted);
         Assert.Equal(large, await receive.WaitAsync(Patience));
@@ -246,31 +246,6 @@ public sealed class SendBatchTests : IAsyncLifetime
         }
 
         return pairs;
-    }
-
-    private static async Task<byte[]> ReceiveExactlyAsync(Socket socket, int count)
-    {
-        var buffer = new byte[count];
-        var received = 0;
-        while (received < count)
-        {
-            var n = await socket.ReceiveAsync(buffer.AsMemory(received));
-            Assert.NotEqual(0, n);
-            received += n;
-        }
-
-        return buffer;
-    }
-
-    private static byte[] Pattern(int length)
-    {
-        var bytes = new byte[length];
-        for (var i = 0; i < length; i++)
-        {
-            bytes[i] = (byte)(i % 251);
-        }
-
-        return bytes;
     }
 
     /// <summary>Records how a batched flush ended; a flush that ends twice shows as two results.</summary>
