@@ -27,7 +27,7 @@ internal sealed partial class SendScheduler : IAsyncDisposable
     public SendScheduler(IOptions<PushServiceOptions> options, TimeProvider time, ILogger<SendScheduler> logger)
     {
         _loops = [.. Enumerable.Range(0, Environment.ProcessorCount).Select(_ => new SendLoop(options.Value.WebSocket.WriteCoalescing, time,
-            options.Value.WebSocket.BatchSends ? CreateBatch(logger) : null))];
+            options.Value.WebSocket.BatchSends ? CreateBatch(logger) : null, logger))];
     }
 
     private static SendBatch? CreateBatch(ILogger logger)
@@ -61,15 +61,17 @@ internal sealed partial class SendScheduler : IAsyncDisposable
         private readonly TimeSpan _coalescing;
         private readonly TimeProvider _time;
         private readonly SendBatch? _batch;
+        private readonly ILogger? _logger;
         private readonly Task _loop;
 
         /// <summary>A loop that flushes connections <paramref name="coalescing"/> apart at least, sending each round's
         /// sends together through <paramref name="batch"/> when there is one (the loop then owns it).</summary>
-        public SendLoop(TimeSpan coalescing, TimeProvider time, SendBatch? batch = null)
+        public SendLoop(TimeSpan coalescing, TimeProvider time, SendBatch? batch = null, ILogger? logger = null)
         {
             _coalescing = coalescing;
             _time = time;
             _batch = batch;
+            _logger = logger;
             _loop = Task.Run(RunAsync);
         }
 
@@ -83,6 +85,7 @@ internal sealed partial class SendScheduler : IAsyncDisposable
             // Connections that flushed less than a window ago wait here, by the time their window ends.
             var deferred = new PriorityQueue<ClientConnection, long>();
             Task<bool>? waiting = null;
+            var batchFailed = false;
             // In timestamp units, computed in floating point: ticks times frequency overflows a long for long windows.
             var window = (long)(_coalescing.TotalSeconds * _time.TimestampFrequency);
             while (true)
@@ -109,7 +112,18 @@ internal sealed partial class SendScheduler : IAsyncDisposable
                 }
 
                 // The round's sends go out together; flushes they end may put their connections back on the list.
-                _batch?.Submit();
+                if (_batch is not null && !batchFailed)
+                {
+                    _batch.Submit();
+                    if (_batch.FailedWith != 0)
+                    {
+                        batchFailed = true;
+                        if (_logger is not null)
+                        {
+                            Log.BatchSendsFailed(_logger, _batch.FailedWith);
+                        }
+                    }
+                }
 
                 waiting ??= reader.WaitToReadAsync().AsTask();
                 if (deferred.TryPeek(out _, out var nextAt))
@@ -149,5 +163,8 @@ internal sealed partial class SendScheduler : IAsyncDisposable
     {
         [LoggerMessage(230, LogLevel.Information, "Batched sends are off: {Reason}. Each socket is sent to with a system call of its own.")]
         public static partial void BatchSendsUnavailable(ILogger logger, string reason);
+
+        [LoggerMessage(231, LogLevel.Warning, "Batched sends failed (io_uring_enter, errno {Errno}): this send loop now sends socket by socket. The connections whose sends were in flight were closed; their clients recover from history.")]
+        public static partial void BatchSendsFailed(ILogger logger, int errno);
     }
 }

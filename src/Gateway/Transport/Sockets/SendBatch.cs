@@ -38,7 +38,6 @@ internal sealed unsafe class SendBatch : IDisposable
     private readonly byte* _arena;
     private int _count;
     private int _used;
-    private bool _broken;
 
     private SendBatch(IoUring ring)
     {
@@ -57,6 +56,9 @@ internal sealed unsafe class SendBatch : IDisposable
     /// <summary>How many flushes wait for <see cref="Submit"/>.</summary>
     public int Count => _count;
 
+    /// <summary>The errno with which the ring itself failed, after which every flush takes the ordinary way; 0 while it works.</summary>
+    public int FailedWith { get; private set; }
+
     private Span<byte> Free => new(_arena + _used, ArenaBytes - _used);
 
     /// <summary>
@@ -66,7 +68,7 @@ internal sealed unsafe class SendBatch : IDisposable
     /// </summary>
     public bool TryAdd(PipeWriter output, IBatchedFlushCompletion completion)
     {
-        if (_broken || output is not SocketOutput socketOutput)
+        if (FailedWith != 0 || output is not SocketOutput socketOutput)
         {
             return false;
         }
@@ -112,10 +114,10 @@ internal sealed unsafe class SendBatch : IDisposable
             }
         }
 
-        if (submitted > 0 && _ring.SubmitAndWait((uint)submitted) != 0)
+        if (submitted > 0 && _ring.SubmitAndWait((uint)submitted) is var error and not 0)
         {
             // The ring itself failed (not one send): everything after this round is sent the ordinary way.
-            _broken = true;
+            FailedWith = error;
         }
 
         while (_ring.TryReadCompletion(out var slot, out var result))
