@@ -228,7 +228,8 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
         var payload = (ReadOnlyMemory<byte>)message.Message;
         try
         {
-            if (RedisEnvelope.TryReadPublication(feed.Channel, payload, out var publication))
+            // The feed's last position is read without its gate: only as a string to reuse when the bytes match.
+            if (RedisEnvelope.TryReadPublication(feed.Channel, payload, feed.Last?.Epoch, out var publication))
             {
                 await feed.Gate.WaitAsync(_stopping.Token);
                 try

@@ -12,8 +12,12 @@ internal static class RedisEnvelope
     public static byte[] JoinLeave(bool join, PresenceEntry entry) =>
         Encoding.UTF8.GetBytes($"{(join ? 'j' : 'l')}\n{entry.Client}\n{entry.User}");
 
-    /// <summary>Decodes a publication envelope; false for anything else.</summary>
-    public static bool TryReadPublication(string channel, ReadOnlyMemory<byte> payload, out Publication? publication)
+    /// <summary>
+    /// Decodes a publication envelope; false for anything else. When its epoch is <paramref name="knownEpoch"/> (the
+    /// channel's current one, as nearly every publication's is) that string is reused: no string per publication, and
+    /// every subscriber's epoch check is then a reference comparison.
+    /// </summary>
+    public static bool TryReadPublication(string channel, ReadOnlyMemory<byte> payload, string? knownEpoch, out Publication? publication)
     {
         publication = null;
         var span = payload.Span;
@@ -37,7 +41,8 @@ internal static class RedisEnvelope
             return false;
         }
 
-        var epoch = Encoding.UTF8.GetString(rest[..epochEnd]);
+        var epochBytes = rest[..epochEnd];
+        var epoch = knownEpoch is not null && Ascii.Equals(epochBytes, knownEpoch) ? knownEpoch : Encoding.UTF8.GetString(epochBytes);
         consumedTotal += epochEnd + 1;
         rest = span[consumedTotal..];
         var traceEnd = rest.IndexOf((byte)'\n');

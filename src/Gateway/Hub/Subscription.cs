@@ -98,8 +98,11 @@ internal sealed class Subscription
                 return;
             }
         }
-        else
+
+        if (!ReferenceEquals(publication.Epoch, _epoch))
         {
+            // A new epoch, or the same one in the string the broker reuses for the channel: the next check is then a
+            // reference comparison.
             _epoch = publication.Epoch;
         }
 
