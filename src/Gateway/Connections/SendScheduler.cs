@@ -26,19 +26,22 @@ internal sealed partial class SendScheduler : IAsyncDisposable
 
     public SendScheduler(IOptions<PushServiceOptions> options, TimeProvider time, ILogger<SendScheduler> logger)
     {
-        _loops = [.. Enumerable.Range(0, Environment.ProcessorCount).Select(_ => new SendLoop(options.Value.WebSocket.WriteCoalescing, time,
-            options.Value.WebSocket.BatchSends ? CreateBatch(logger) : null, logger))];
-    }
-
-    private static SendBatch? CreateBatch(ILogger logger)
-    {
-        var batch = SendBatch.TryCreate(BatchCapacity, out var unavailable);
-        if (batch is null)
+        var batches = new SendBatch?[Environment.ProcessorCount];
+        if (options.Value.WebSocket.BatchSends)
         {
-            Log.BatchSendsUnavailable(logger, unavailable ?? "");
+            for (var i = 0; i < batches.Length; i++)
+            {
+                batches[i] = SendBatch.TryCreate(BatchCapacity, out var unavailable);
+                if (batches[i] is null)
+                {
+                    // Said once: the loops without a batch send socket by socket.
+                    Log.BatchSendsUnavailable(logger, unavailable ?? "");
+                    break;
+                }
+            }
         }
 
-        return batch;
+        _loops = [.. batches.Select(batch => new SendLoop(options.Value.WebSocket.WriteCoalescing, time, batch, logger))];
     }
 
     /// <summary>The loop a new connection is flushed by, round robin.</summary>
