@@ -5,7 +5,8 @@ namespace PushService.Gateway.Transport.Sockets;
 /// <summary>
 /// A minimal Linux io_uring of our own, for one purpose: handing the sends of a send loop's round to the kernel in one
 /// system call (<see cref="SendBatch"/>). .NET has no io_uring API and the runtime's sockets do not use one, so this
-/// speaks the kernel's ABI directly: <c>io_uring_setup</c>, the three shared mappings, and <c>io_uring_enter</c>.
+/// speaks the kernel's ABI directly: <c>io_uring_setup</c>, its two shared mappings (the rings, which share one since
+/// kernel 5.4, and the submission entries), and <c>io_uring_enter</c>.
 /// </summary>
 /// <remarks>
 /// One submitter at a time (a send loop), not necessarily the same thread each time. Only what sending needs is here:
@@ -21,16 +22,13 @@ internal sealed unsafe partial class IoUring : IDisposable
     private const uint EnterGetEvents = 1;
     private const uint FeatureSingleMmap = 1;
     private const long OffSqRing = 0;
-    private const long OffCqRing = 0x8000000;
     private const long OffSqes = 0x10000000;
     private const int ProtReadWrite = 0x1 | 0x2;
     private const int MapSharedPopulate = 0x01 | 0x8000;
 
     private readonly int _fd;
-    private readonly byte* _sqRing;
-    private readonly nuint _sqRingSize;
-    private readonly byte* _cqRing;
-    private readonly nuint _cqRingSize;
+    private readonly byte* _rings;
+    private readonly nuint _ringsSize;
     private readonly IoUringSqe* _sqes;
     private readonly nuint _sqesSize;
     private readonly uint* _sqHead;
@@ -43,27 +41,26 @@ internal sealed unsafe partial class IoUring : IDisposable
     private uint _sqTailLocal;
     private bool _disposed;
 
-    private IoUring(int fd, in IoUringParams p, byte* sqRing, nuint sqRingSize, byte* cqRing, nuint cqRingSize, IoUringSqe* sqes, nuint sqesSize)
+    /// <summary>Over the rings' one mapping (<paramref name="rings"/>) and the submission entries' (<paramref name="sqes"/>).</summary>
+    private IoUring(int fd, in IoUringParams p, byte* rings, nuint ringsSize, IoUringSqe* sqes, nuint sqesSize)
     {
         _fd = fd;
-        _sqRing = sqRing;
-        _sqRingSize = sqRingSize;
-        _cqRing = cqRing;
-        _cqRingSize = cqRingSize;
+        _rings = rings;
+        _ringsSize = ringsSize;
         _sqes = sqes;
         _sqesSize = sqesSize;
-        _sqHead = (uint*)(sqRing + p.SqHead);
-        _sqTail = (uint*)(sqRing + p.SqTail);
-        _sqMask = *(uint*)(sqRing + p.SqRingMask);
-        _cqHead = (uint*)(cqRing + p.CqHead);
-        _cqTail = (uint*)(cqRing + p.CqTail);
-        _cqMask = *(uint*)(cqRing + p.CqRingMask);
-        _cqes = (IoUringCqe*)(cqRing + p.CqCqes);
+        _sqHead = (uint*)(rings + p.SqHead);
+        _sqTail = (uint*)(rings + p.SqTail);
+        _sqMask = *(uint*)(rings + p.SqRingMask);
+        _cqHead = (uint*)(rings + p.CqHead);
+        _cqTail = (uint*)(rings + p.CqTail);
+        _cqMask = *(uint*)(rings + p.CqRingMask);
+        _cqes = (IoUringCqe*)(rings + p.CqCqes);
         Entries = p.SqEntries;
         _sqTailLocal = *_sqTail;
 
         // The submission queue's index array maps slot i to entry i for good, so entries are used in ring order.
-        var array = (uint*)(sqRing + p.SqArray);
+        var array = (uint*)(rings + p.SqArray);
         for (uint i = 0; i < p.SqEntries; i++)
         {
             array[i] = i;
@@ -124,8 +121,7 @@ internal sealed unsafe partial class IoUring : IDisposable
             return null;
         }
 
-        // With a single mapping the completion ring shares the submission ring's pages; it is unmapped once.
-        return new IoUring(fd, p, (byte*)ring, ringSize, (byte*)ring, 0, (IoUringSqe*)sqes, sqesSize);
+        return new IoUring(fd, p, (byte*)ring, ringSize, (IoUringSqe*)sqes, sqesSize);
     }
 
     /// <summary>The next free submission entry, cleared; false when the ring is full (submit first).</summary>
@@ -202,12 +198,7 @@ internal sealed unsafe partial class IoUring : IDisposable
 
         _disposed = true;
         _ = Munmap(_sqes, _sqesSize);
-        _ = Munmap(_sqRing, _sqRingSize);
-        if (_cqRingSize != 0)
-        {
-            _ = Munmap(_cqRing, _cqRingSize);
-        }
-
+        _ = Munmap(_rings, _ringsSize);
         _ = Close(_fd);
     }
 
@@ -218,9 +209,7 @@ internal sealed unsafe partial class IoUring : IDisposable
         public const int BadFile = 9;
         public const int TryAgain = 11;
         public const int Busy = 16;
-        public const int BrokenPipe = 32;
         public const int ConnectionAborted = 103;
-        public const int ConnectionReset = 104;
         public const int NotConnected = 107;
     }
 
