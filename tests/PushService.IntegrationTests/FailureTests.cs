@@ -65,7 +65,43 @@ public sealed class FailureTests
                 await Task.Delay(10, CancellationToken.None);
             }
         }
+
+        /// <summary>
+        /// Waits until <paramref name="count"/> more publishes than now have been answered as counted by
+        /// <paramref name="counter"/>. Phases are measured in answers, not wall time, so a slow machine stretches the
+        /// test instead of thinning it out.
+        /// </summary>
+        public async Task WaitForMoreAsync(Func<SteadyPublisher, int> counter, int count, string what)
+        {
+            var target = counter(this) + count;
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+            while (counter(this) < target)
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"waited 60 s for {count} more {what}; got {counter(this) - target + count}");
+                await Task.Delay(20);
+            }
+        }
     }
+
+    private static async Task WaitForReadinessAsync(GatewayProcess node, HttpStatusCode expected)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            using var ready = await node.Http.GetAsync("/readyz");
+            if (ready.StatusCode == expected)
+            {
+                return;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"/readyz still answers {(int)ready.StatusCode} after 30 s");
+            await Task.Delay(50);
+        }
+    }
+
+    private static int AcknowledgedCount(SteadyPublisher p) => p.Acknowledged.Count;
+
+    private static int UnavailableCount(SteadyPublisher p) => Volatile.Read(ref p.Unavailable);
 
     /// <summary>Reads a subscription until it has every acknowledged sequence number, checking order and continuity.</summary>
     private static async Task<List<ChannelEvent>> ReceiveAllAsync(PushSubscription subscription, IReadOnlyCollection<int> acknowledged, TimeSpan timeout)
@@ -112,25 +148,19 @@ public sealed class FailureTests
         using var stop = new CancellationTokenSource();
         var publishing = publisher.RunAsync(stop.Token);
 
-        await Task.Delay(1500);
+        await publisher.WaitForMoreAsync(AcknowledgedCount, 30, "acknowledged publishes before the outage");
         cluster.Redis.Kill();
-        await Task.Delay(500);
-        using (var ready = await cluster.Nodes[0].Http.GetAsync("/readyz"))
-        {
-            Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
-        }
+        await publisher.WaitForMoreAsync(UnavailableCount, 10, "refused publishes while Redis was down");
+        await WaitForReadinessAsync(cluster.Nodes[0], HttpStatusCode.ServiceUnavailable);
 
-        await Task.Delay(1500);
         await cluster.Redis.LaunchAsync();
         await Task.WhenAll(cluster.Nodes.Select(n => n.WaitUntilReadyAsync(TimeSpan.FromSeconds(30))));
-        await Task.Delay(1500);
+        await publisher.WaitForMoreAsync(AcknowledgedCount, 30, "acknowledged publishes after the outage");
         await stop.CancelAsync();
         await publishing;
 
-        Assert.True(publisher.Unavailable > 0, "no publish was refused while Redis was down");
         Assert.Equal(0, publisher.RetryAfterMissing);
         Assert.Equal(0, publisher.OtherFailures);
-        Assert.True(publisher.Acknowledged.Count > 50, $"only {publisher.Acknowledged.Count} publishes were acknowledged");
 
         foreach (var (client, subscription) in subscriptions)
         {
@@ -159,9 +189,9 @@ public sealed class FailureTests
         var publisher = new SteadyPublisher(cluster.Nodes, "stream") { UseNode = i => i != 0 };
         using var stop = new CancellationTokenSource();
         var publishing = publisher.RunAsync(stop.Token);
-        await Task.Delay(1000);
+        await publisher.WaitForMoreAsync(AcknowledgedCount, 20, "acknowledged publishes before the kill");
         cluster.Nodes[0].Kill();
-        await Task.Delay(2000);
+        await publisher.WaitForMoreAsync(AcknowledgedCount, 40, "acknowledged publishes after the kill");
         await stop.CancelAsync();
         await publishing;
 
