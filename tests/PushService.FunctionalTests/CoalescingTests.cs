@@ -43,17 +43,36 @@ public sealed class CoalescingTests : IAsyncLifetime
     public async Task PushesRightAfterAFlush_WaitForTheWindow_AndGoInOneFrame()
     {
         await using var client = await _host.ConnectAsync();
-        await client.ResultAsync(new { op = "subscribe", channel = "window" });
-        var framesBefore = client.FramesReceived;
-        var watch = Stopwatch.StartNew();
-        for (var i = 1; i <= 4; i++)
+
+        // The premise is four publishes inside one window after the subscribe reply. A machine busy enough to stretch
+        // four local publishes past half a second (the first test of a cold run on two cores has done it) breaks the
+        // premise rather than the behaviour, so such an attempt is repeated, on a fresh channel, not judged.
+        var attempts = new List<TimeSpan>();
+        for (var attempt = 1; attempt <= 3; attempt++)
         {
-            await _host.PublishAsync("window", i.ToString(CultureInfo.InvariantCulture));
+            var channel = $"window-{attempt}";
+            await client.ResultAsync(new { op = "subscribe", channel });
+            var framesBefore = client.FramesReceived;
+            var watch = Stopwatch.StartNew();
+            for (var i = 1; i <= 4; i++)
+            {
+                await _host.PublishAsync(channel, i.ToString(CultureInfo.InvariantCulture));
+            }
+
+            var publishing = watch.Elapsed;
+            var messages = await client.MessagesAsync(channel, 4);
+            if (publishing > Window / 2)
+            {
+                attempts.Add(publishing);
+                continue;
+            }
+
+            Assert.Equal([1, 2, 3, 4], messages.Select(m => m.GetProperty("data").GetInt32()));
+            Assert.True(watch.Elapsed >= Window / 4, $"the pushes came {watch.Elapsed} after the subscribe reply, inside the window");
+            Assert.Equal(framesBefore + 1, client.FramesReceived);
+            return;
         }
 
-        var messages = await client.MessagesAsync("window", 4);
-        Assert.Equal([1, 2, 3, 4], messages.Select(m => m.GetProperty("data").GetInt32()));
-        Assert.True(watch.Elapsed >= Window / 4, $"the pushes came {watch.Elapsed} after the subscribe reply, inside the window");
-        Assert.Equal(framesBefore + 1, client.FramesReceived);
+        Assert.Fail($"four publishes never fitted in half a window: {string.Join(", ", attempts)}");
     }
 }
