@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-
 namespace PushService.Broker;
 
 /// <summary>Makes epoch identifiers: short, random, URL-safe.</summary>
@@ -8,16 +6,17 @@ public static class Epochs
     private const string Alphabet = "abcdefghijklmnopqrstuvwxyz234567";
 
     /// <summary>A new random epoch of 8 characters (40 bits), enough that a reset stream never reuses one.</summary>
-    public static string New()
+    /// <remarks>
+    /// Every publish carries a candidate epoch (used only if it creates its stream), so this runs once per publication.
+    /// The shared generator, seeded from the system's randomness, costs nanoseconds; the cryptographic one cost a call
+    /// into OpenSSL and a <c>getpid</c> system call each time (its fork check), one of a publication's few dozen system
+    /// calls. An epoch must not repeat; it is no secret (every subscriber is told it), so predictability costs nothing.
+    /// </remarks>
+    public static string New() => string.Create(8, Random.Shared.NextInt64(), static (chars, bits) =>
     {
-        Span<byte> bytes = stackalloc byte[8];
-        RandomNumberGenerator.Fill(bytes);
-        return string.Create(8, bytes.ToArray(), static (chars, b) =>
+        for (var i = 0; i < chars.Length; i++)
         {
-            for (var i = 0; i < chars.Length; i++)
-            {
-                chars[i] = Alphabet[b[i] & 31];
-            }
-        });
-    }
+            chars[i] = Alphabet[(int)(bits >> (5 * i)) & 31];
+        }
+    });
 }

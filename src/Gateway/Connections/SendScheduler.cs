@@ -1,4 +1,4 @@
-using System.Threading.Channels;
+using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PushService.Gateway.Configuration;
@@ -55,17 +55,24 @@ internal sealed partial class SendScheduler : IAsyncDisposable
         }
     }
 
-    /// <summary>One sending loop and its list of connections with frames to send.</summary>
+    /// <summary>
+    /// One sending loop and its list of connections with frames to send. The loop is a thread of its own that sleeps in
+    /// a kernel wait with its next window's end as the timeout: a wake-up through the thread pool (an awaited channel, a
+    /// timer) cost a node under B's load about four futex calls and two woken workers each (the worker woken for the
+    /// continuation asks for another one, which finds nothing), and a timer another hop through the timer thread.
+    /// </summary>
     internal sealed class SendLoop : IAsyncDisposable
     {
-        private readonly Channel<ClientConnection> _ready = Channel.CreateUnbounded<ClientConnection>(
-            new UnboundedChannelOptions { SingleReader = true, SingleWriter = false, AllowSynchronousContinuations = false });
+        private readonly ConcurrentQueue<ClientConnection> _ready = new();
 
+        // No spinning before the wait: on a small machine the core is what the thread that woke us needs.
+        private readonly ManualResetEventSlim _signal = new(false, spinCount: 0);
+        private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly TimeSpan _coalescing;
         private readonly TimeProvider _time;
         private readonly SendBatch? _batch;
         private readonly ILogger? _logger;
-        private readonly Task _loop;
+        private volatile bool _stopping;
 
         /// <summary>A loop that flushes connections <paramref name="coalescing"/> apart at least, sending each round's
         /// sends together through <paramref name="batch"/> when there is one (the loop then owns it).</summary>
@@ -75,24 +82,52 @@ internal sealed partial class SendScheduler : IAsyncDisposable
             _time = time;
             _batch = batch;
             _logger = logger;
-            _loop = Task.Run(RunAsync);
+            new Thread(Run) { IsBackground = true, Name = "Push send loop" }.UnsafeStart();
         }
 
         /// <summary>Puts a connection on the list; the connection guarantees it is on it at most once at a time.</summary>
-        public void Schedule(ClientConnection connection) => _ready.Writer.TryWrite(connection);
-
-        private async Task RunAsync()
+        public void Schedule(ClientConnection connection)
         {
-            var reader = _ready.Reader;
+            _ready.Enqueue(connection);
 
+            // Only a loop asleep on the signal is woken; setting a set signal is one interlocked operation.
+            _signal.Set();
+        }
+
+        private void Run()
+        {
+            try
+            {
+                Loop();
+                _stopped.TrySetResult();
+            }
+            catch (Exception ex)
+            {
+                // Flushes and submissions handle their own failures, so this is a bug. A node whose sends stopped would
+                // keep its clients connected and silent; ending the process sends them to other nodes, where they
+                // recover from history.
+                if (_logger is not null)
+                {
+                    Log.SendLoopFailed(_logger, ex);
+                }
+
+                _stopped.TrySetException(ex);
+                throw;
+            }
+        }
+
+        private void Loop()
+        {
             // Connections that flushed less than a window ago wait here, by the time their window ends.
             var deferred = new PriorityQueue<ClientConnection, long>();
-            Task<bool>? waiting = null;
             var batchFailed = false;
             // In timestamp units, computed in floating point: ticks times frequency overflows a long for long windows.
             var window = (long)(_coalescing.TotalSeconds * _time.TimestampFrequency);
             while (true)
             {
+                // Reset before the list is read: whatever is scheduled from here on sets the signal again.
+                _signal.Reset();
+
                 // Everything due within half a window goes now too: one wake-up then serves many connections.
                 var now = _time.GetTimestamp();
                 while (deferred.TryPeek(out var due, out var dueAt) && dueAt <= now + (window / 2))
@@ -101,7 +136,7 @@ internal sealed partial class SendScheduler : IAsyncDisposable
                     due.Flush(now, _batch);
                 }
 
-                while (reader.TryRead(out var connection))
+                while (_ready.TryDequeue(out var connection))
                 {
                     var readyAt = connection.LastFlushTimestamp + window;
                     if (window == 0 || connection.LastFlushTimestamp == 0 || readyAt <= now)
@@ -128,36 +163,34 @@ internal sealed partial class SendScheduler : IAsyncDisposable
                     }
                 }
 
-                waiting ??= reader.WaitToReadAsync().AsTask();
                 if (deferred.TryPeek(out _, out var nextAt))
                 {
-                    var delay = TimeSpan.FromSeconds((nextAt - _time.GetTimestamp()) / (double)_time.TimestampFrequency);
-                    if (delay > TimeSpan.Zero)
+                    var delay = nextAt - _time.GetTimestamp();
+                    if (delay > 0)
                     {
-                        await Task.WhenAny(waiting, Task.Delay(delay, _time));
+                        _signal.Wait(CeilingMilliseconds(delay));
                     }
+                }
+                else if (_stopping && _ready.IsEmpty)
+                {
+                    return;
                 }
                 else
                 {
-                    await waiting;
-                }
-
-                if (waiting.IsCompleted)
-                {
-                    if (!waiting.Result && deferred.Count == 0)
-                    {
-                        return;
-                    }
-
-                    waiting = null;
+                    _signal.Wait();
                 }
             }
         }
 
+        /// <summary>A wait of at least <paramref name="timestamps"/>: waking early would only wait again.</summary>
+        private int CeilingMilliseconds(long timestamps) =>
+            (int)Math.Clamp(Math.Ceiling(timestamps * 1000.0 / _time.TimestampFrequency), 1, int.MaxValue);
+
         public async ValueTask DisposeAsync()
         {
-            _ready.Writer.TryComplete();
-            await _loop;
+            _stopping = true;
+            _signal.Set();
+            await _stopped.Task;
             _batch?.Dispose();
         }
     }
@@ -169,5 +202,8 @@ internal sealed partial class SendScheduler : IAsyncDisposable
 
         [LoggerMessage(231, LogLevel.Warning, "Batched sends failed (io_uring_enter, errno {Errno}): this send loop now sends socket by socket. The connections whose sends were in flight were closed; their clients recover from history.")]
         public static partial void BatchSendsFailed(ILogger logger, int errno);
+
+        [LoggerMessage(232, LogLevel.Critical, "A send loop failed; the node stops so that its clients reconnect to others and recover.")]
+        public static partial void SendLoopFailed(ILogger logger, Exception exception);
     }
 }

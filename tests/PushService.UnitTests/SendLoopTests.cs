@@ -1,0 +1,98 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.IO.Pipelines;
+using Microsoft.Extensions.Logging.Abstractions;
+using PushService.Gateway.Connections;
+
+namespace PushService.UnitTests;
+
+/// <summary>
+/// The send loop's own thread: it wakes for a connection put on its list, sleeps out a busy connection's coalescing
+/// window and flushes it when the window ends, and on disposal flushes what is still waiting before its thread ends.
+/// Each connection writes into a pipe read here, so what the loop flushed is what the test reads.
+/// </summary>
+public sealed class SendLoopTests
+{
+    private static readonly TimeSpan Generous = TimeSpan.FromSeconds(20);
+
+    private static (ClientConnection Connection, PipeReader Sent) Connect(SendScheduler.SendLoop loop)
+    {
+        var pipe = new Pipe();
+        var connection = new ClientConnection(new PipePair(new Pipe().Reader, pipe.Writer), static _ => { }, pipe, "c1",
+            new ConnectionSettings(1 << 20, 1000, 65536), loop, TimeProvider.System, NullLogger.Instance);
+        return (connection, pipe.Reader);
+    }
+
+    /// <summary>One unmasked text frame carrying <paramref name="pushes"/> joined by new lines, as a flush writes them.</summary>
+    private static byte[] Frame(params byte[][] pushes)
+    {
+        var payload = pushes.SelectMany((push, i) => i == 0 ? push : [(byte)'\n', .. push]).ToArray();
+        return [0x81, (byte)payload.Length, .. payload];
+    }
+
+    /// <summary>Reads what was flushed until <paramref name="count"/> bytes have come, and returns them.</summary>
+    private static async Task<byte[]> ReadAsync(PipeReader sent, int count)
+    {
+        using var cts = new CancellationTokenSource(Generous);
+        while (true)
+        {
+            var result = await sent.ReadAsync(cts.Token);
+            if (result.Buffer.Length >= count)
+            {
+                var bytes = result.Buffer.Slice(0, count).ToArray();
+                sent.AdvanceTo(result.Buffer.GetPosition(count));
+                return bytes;
+            }
+
+            sent.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+        }
+    }
+
+    [Fact]
+    public async Task AConnectionPutOnAnIdleLoop_IsFlushed()
+    {
+        await using var loop = new SendScheduler.SendLoop(TimeSpan.Zero, TimeProvider.System);
+        var (connection, sent) = Connect(loop);
+
+        for (byte i = 1; i <= 3; i++)
+        {
+            connection.Send(new byte[] { i, i });
+            Assert.Equal(Frame([i, i]), await ReadAsync(sent, 4));
+        }
+    }
+
+    [Fact]
+    public async Task ABusyConnection_WaitsOutItsWindow_ThenGoesWithoutAnotherWakeUp()
+    {
+        var window = TimeSpan.FromMilliseconds(400);
+        await using var loop = new SendScheduler.SendLoop(window, TimeProvider.System);
+        var (connection, sent) = Connect(loop);
+
+        connection.Send(new byte[] { 1 });
+        Assert.Equal(Frame([1]), await ReadAsync(sent, 3));
+
+        // Flushed just now: these wait for the window (less the half a window the loop takes early), then go together,
+        // with nothing else scheduled to wake the loop.
+        var watch = Stopwatch.StartNew();
+        connection.Send(new byte[] { 2 });
+        connection.Send(new byte[] { 3 });
+        Assert.Equal(Frame([2], [3]), await ReadAsync(sent, 5));
+        Assert.True(watch.Elapsed >= window / 2 - TimeSpan.FromMilliseconds(20), $"flushed {watch.Elapsed} after the last flush, inside the window");
+    }
+
+    [Fact]
+    public async Task Disposing_FlushesWhatWaitsForItsWindow_AndEnds()
+    {
+        var window = TimeSpan.FromMilliseconds(500);
+        var loop = new SendScheduler.SendLoop(window, TimeProvider.System);
+        var (connection, sent) = Connect(loop);
+        connection.Send(new byte[] { 1 });
+        Assert.Equal(Frame([1]), await ReadAsync(sent, 3));
+
+        connection.Send(new byte[] { 2 });
+        await loop.DisposeAsync().AsTask().WaitAsync(Generous);
+
+        Assert.True(sent.TryRead(out var rest), "nothing was flushed before the loop ended");
+        Assert.Equal(Frame([2]), rest.Buffer.ToArray());
+    }
+}
