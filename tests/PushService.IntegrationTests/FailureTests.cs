@@ -71,31 +71,11 @@ public sealed class FailureTests
         /// <paramref name="counter"/>. Phases are measured in answers, not wall time, so a slow machine stretches the
         /// test instead of thinning it out.
         /// </summary>
-        public async Task WaitForMoreAsync(Func<SteadyPublisher, int> counter, int count, string what)
+        public Task WaitForMoreAsync(Func<SteadyPublisher, int> counter, int count, string what)
         {
             var target = counter(this) + count;
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-            while (counter(this) < target)
-            {
-                Assert.True(DateTime.UtcNow < deadline, $"waited 60 s for {count} more {what}; got {counter(this) - target + count}");
-                await Task.Delay(20);
-            }
-        }
-    }
-
-    private static async Task WaitForReadinessAsync(GatewayProcess node, HttpStatusCode expected)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (true)
-        {
-            using var ready = await node.Http.GetAsync("/readyz");
-            if (ready.StatusCode == expected)
-            {
-                return;
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, $"/readyz still answers {(int)ready.StatusCode} after 30 s");
-            await Task.Delay(50);
+            return Poll.UntilAsync(() => counter(this) >= target, TimeSpan.FromSeconds(60),
+                () => $"waited 60 s for {count} more {what}; got {counter(this) - target + count}");
         }
     }
 
@@ -151,7 +131,7 @@ public sealed class FailureTests
         await publisher.WaitForMoreAsync(AcknowledgedCount, 30, "acknowledged publishes before the outage");
         cluster.Redis.Kill();
         await publisher.WaitForMoreAsync(UnavailableCount, 10, "refused publishes while Redis was down");
-        await WaitForReadinessAsync(cluster.Nodes[0], HttpStatusCode.ServiceUnavailable);
+        await cluster.Nodes[0].WaitUntilUnavailableAsync(TimeSpan.FromSeconds(30));
 
         await cluster.Redis.LaunchAsync();
         await Task.WhenAll(cluster.Nodes.Select(n => n.WaitUntilReadyAsync(TimeSpan.FromSeconds(30))));

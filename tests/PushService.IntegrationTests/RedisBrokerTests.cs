@@ -169,13 +169,6 @@ public sealed class RedisBrokerTests : IAsyncLifetime
         }
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan? timeout = null)
-    {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(10));
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "The condition did not become true in time.");
-            await Task.Delay(50);
-        }
-    }
+    private static Task WaitUntilAsync(Func<bool> condition, TimeSpan? timeout = null) =>
+        Poll.UntilAsync(condition, timeout ?? TimeSpan.FromSeconds(10));
 }

@@ -192,6 +192,3 @@ public sealed class SubscriberSetTests : IAsyncDisposable
         Assert.Equal(all.Length, set.Count);
     }
 }
-
-/// <summary>A connection's transport that nothing reads: the set never sends.</summary>
-internal sealed record PipePair(PipeReader Input, PipeWriter Output) : IDuplexPipe;

@@ -111,7 +111,6 @@ internal sealed partial class SendScheduler : IAsyncDisposable
                     Log.SendLoopFailed(_logger, ex);
                 }
 
-                _stopped.TrySetException(ex);
                 throw;
             }
         }

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text.RegularExpressions;
@@ -109,7 +110,12 @@ public sealed partial class GatewayProcess : IAsyncDisposable
         return gateway;
     }
 
-    public async Task WaitUntilReadyAsync(TimeSpan timeout)
+    public Task WaitUntilReadyAsync(TimeSpan timeout) => WaitForReadinessAsync(status => (int)status is >= 200 and < 300, timeout);
+
+    /// <summary>Waits until <c>/readyz</c> answers 503, as it does while the node cannot reach its backplane.</summary>
+    public Task WaitUntilUnavailableAsync(TimeSpan timeout) => WaitForReadinessAsync(status => status == HttpStatusCode.ServiceUnavailable, timeout);
+
+    private async Task WaitForReadinessAsync(Func<HttpStatusCode, bool> answered, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (true)
@@ -117,7 +123,7 @@ public sealed partial class GatewayProcess : IAsyncDisposable
             try
             {
                 using var response = await Http.GetAsync("/readyz");
-                if (response.IsSuccessStatusCode)
+                if (answered(response.StatusCode))
                 {
                     return;
                 }
