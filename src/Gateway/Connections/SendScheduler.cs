@@ -72,7 +72,12 @@ internal sealed partial class SendScheduler : IAsyncDisposable
         private readonly TimeProvider _time;
         private readonly SendBatch? _batch;
         private readonly ILogger? _logger;
+        private readonly long _window;
         private volatile bool _stopping;
+        private long _rounds;
+
+        // The timestamp the loop sleeps until, long.MaxValue while it is awake or sleeps without a deadline.
+        private long _wakeAt = long.MaxValue;
 
         /// <summary>A loop that flushes connections <paramref name="coalescing"/> apart at least, sending each round's
         /// sends together through <paramref name="batch"/> when there is one (the loop then owns it).</summary>
@@ -82,6 +87,9 @@ internal sealed partial class SendScheduler : IAsyncDisposable
             _time = time;
             _batch = batch;
             _logger = logger;
+
+            // In timestamp units, computed in floating point: ticks times frequency overflows a long for long windows.
+            _window = (long)(_coalescing.TotalSeconds * _time.TimestampFrequency);
             new Thread(Run) { IsBackground = true, Name = "Push send loop" }.UnsafeStart();
         }
 
@@ -90,9 +98,29 @@ internal sealed partial class SendScheduler : IAsyncDisposable
         {
             _ready.Enqueue(connection);
 
+            // A connection that flushed less than a window ago waits for its window anyway: when the loop sleeps until
+            // a time before that window ends, it reads the list then, and waking it now would only have it sleep again.
+            // Under B's and C's load that was a wake-up per connection per window. The fence pairs with the loop's
+            // exchange before it reads the list: either the loop finds this connection or this sees it awake.
+            var last = connection.LastFlushTimestamp;
+            if (_window != 0 && last != 0)
+            {
+                Interlocked.MemoryBarrier();
+                if (last + _window >= Volatile.Read(ref _wakeAt))
+                {
+                    return;
+                }
+            }
+
             // Only a loop asleep on the signal is woken; setting a set signal is one interlocked operation.
             _signal.Set();
         }
+
+        /// <summary>The rounds the loop has begun: a round per wake-up.</summary>
+        internal long Rounds => Volatile.Read(ref _rounds);
+
+        /// <summary>The timestamp the loop sleeps until; long.MaxValue while it is awake or has no deadline.</summary>
+        internal long SleepsUntil => Volatile.Read(ref _wakeAt);
 
         private void Run()
         {
@@ -120,10 +148,14 @@ internal sealed partial class SendScheduler : IAsyncDisposable
             // Connections that flushed less than a window ago wait here, by the time their window ends.
             var deferred = new PriorityQueue<ClientConnection, long>();
             var batchFailed = false;
-            // In timestamp units, computed in floating point: ticks times frequency overflows a long for long windows.
-            var window = (long)(_coalescing.TotalSeconds * _time.TimestampFrequency);
+            var window = _window;
             while (true)
             {
+                Interlocked.Increment(ref _rounds);
+
+                // Awake from here on: every connection scheduled is read below or wakes the loop again.
+                Interlocked.Exchange(ref _wakeAt, long.MaxValue);
+
                 // Reset before the list is read: whatever is scheduled from here on sets the signal again.
                 _signal.Reset();
 
@@ -137,8 +169,10 @@ internal sealed partial class SendScheduler : IAsyncDisposable
 
                 while (_ready.TryDequeue(out var connection))
                 {
+                    // The same rule for a connection read from the list: one that waited for this wake-up instead of
+                    // waking the loop (see Schedule) goes with the round its window ends in.
                     var readyAt = connection.LastFlushTimestamp + window;
-                    if (window == 0 || connection.LastFlushTimestamp == 0 || readyAt <= now)
+                    if (window == 0 || connection.LastFlushTimestamp == 0 || readyAt <= now + (window / 2))
                     {
                         connection.Flush(now, _batch);
                     }
@@ -167,6 +201,7 @@ internal sealed partial class SendScheduler : IAsyncDisposable
                     var delay = nextAt - _time.GetTimestamp();
                     if (delay > 0)
                     {
+                        Volatile.Write(ref _wakeAt, nextAt);
                         _signal.Wait(CeilingMilliseconds(delay));
                     }
                 }
