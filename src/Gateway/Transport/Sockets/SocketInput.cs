@@ -313,7 +313,10 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
         }
     }
 
-    /// <summary>Runs on a thread-pool thread when a wait ends; never throws (that would take the process down).</summary>
+    /// <summary>
+    /// Runs when a wait ends, on the socket event thread with inline completions, else on a thread-pool thread; never
+    /// throws (that would take the process down).
+    /// </summary>
     private void OnWaitCompleted()
     {
         ReadResult result = default;
