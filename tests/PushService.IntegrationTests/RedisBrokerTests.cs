@@ -40,12 +40,15 @@ public sealed class RedisBrokerTests : IAsyncLifetime
 
     private static byte[] Json(string text) => Encoding.UTF8.GetBytes(text);
 
-    [Fact]
-    public async Task PublicationOnOneNode_ReachesEverySubscribedNodeInOrder()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task PublicationOnOneNode_ReachesEverySubscribedNodeInOrder(bool direct)
     {
-        var (a, handlerA) = await NodeAsync();
-        var (b, handlerB) = await NodeAsync();
-        var (c, handlerC) = await NodeAsync();
+        var (a, handlerA) = await NodeAsync(o => o.DirectSubscriptions = direct);
+        var (b, handlerB) = await NodeAsync(o => o.DirectSubscriptions = direct);
+        var (c, handlerC) = await NodeAsync(o => o.DirectSubscriptions = direct);
+        Assert.Equal(direct, a.ReadsSubscriptionsDirectly);
         await a.SubscribeAsync("x");
         await b.SubscribeAsync("x");
         for (var i = 1; i <= 30; i++)
@@ -92,11 +95,14 @@ public sealed class RedisBrokerTests : IAsyncLifetime
         await handler.WaitUntilAsync(() => handler.Resets.Contains("flushed"));
     }
 
-    [Fact]
-    public async Task DroppedSubscriptionConnection_MissesNothing()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task DroppedSubscriptionConnection_MissesNothing(bool direct)
     {
         var (publisher, _) = await NodeAsync();
-        var (subscriber, handler) = await NodeAsync();
+        var (subscriber, handler) = await NodeAsync(o => o.DirectSubscriptions = direct);
+        Assert.Equal(direct, subscriber.ReadsSubscriptionsDirectly);
         await subscriber.SubscribeAsync("dropped");
         await publisher.PublishAsync("dropped", Json("0"), Keep);
         await handler.WaitForAsync("dropped", 1);
@@ -110,6 +116,44 @@ public sealed class RedisBrokerTests : IAsyncLifetime
 
         var delivered = await handler.WaitForAsync("dropped", 21, TimeSpan.FromSeconds(20));
         Assert.Equal(Enumerable.Range(1, 21).Select(i => (long)i), delivered.Select(p => p.Offset));
+        if (direct)
+        {
+            // Its own connection was cut too and came back (the multiplexer's restored connection may have led the resync).
+            await WaitUntilAsync(() => subscriber.SubscriptionConnects == 2);
+        }
+    }
+
+    [Fact]
+    public async Task APublicationLargerThanTheSubscriptionReadBuffer_ArrivesWhole()
+    {
+        var (node, handler) = await NodeAsync();
+        Assert.True(node.ReadsSubscriptionsDirectly);
+        await node.SubscribeAsync("large");
+
+        // The connection reads into 64 KiB at first: this one takes several reads and a larger buffer.
+        var data = Json($"\"{new string('x', 300_000)}\"");
+        await node.PublishAsync("large", data, Keep);
+        await node.PublishAsync("large", Json("2"), Keep);
+
+        var delivered = await handler.WaitForAsync("large", 2);
+        Assert.Equal(data, delivered[0].Data.ToArray());
+        Assert.Equal("2", Encoding.UTF8.GetString(delivered[1].Data.Span));
+
+        // Read as it came, not recovered from history after a failed connection.
+        Assert.Equal(1, node.SubscriptionConnects);
+    }
+
+    [Fact]
+    public async Task ARedisWithAPassword_IsSubscribedToAfterAuthenticating()
+    {
+        Assert.Equal("+OK", await _redis.CommandAsync("CONFIG", "SET", "requirepass", "s3cret"));
+        var (node, handler) = await NodeAsync(o => o.Configuration = $"{_redis.Configuration},password=s3cret");
+        Assert.True(node.ReadsSubscriptionsDirectly);
+        Assert.True(node.IsAvailable);
+
+        await node.SubscribeAsync("guarded");
+        await node.PublishAsync("guarded", Json("1"), Keep);
+        Assert.Equal([1L], (await handler.WaitForAsync("guarded", 1)).Select(p => p.Offset));
     }
 
     [Fact]

@@ -5,13 +5,15 @@ using Microsoft.Extensions.Options;
 using Polly;
 using Polly.CircuitBreaker;
 using Polly.Registry;
+using PushService.Broker.Redis.Subscriptions;
 using StackExchange.Redis;
 
 namespace PushService.Broker.Redis;
 
 /// <summary>
 /// The Redis backplane. A publish is one Lua script (offset, history, idempotency, PUBLISH) run by SHA; each node holds
-/// one Redis subscription per channel with local subscribers, read in order through a <see cref="ChannelMessageQueue"/>.
+/// one Redis subscription per channel with local subscribers, read in order on a connection of its own
+/// (<see cref="SubscriptionConnection"/>, with one plain Redis server) or through a <see cref="ChannelMessageQueue"/>.
 /// The node remembers the last offset it delivered per channel and fills any gap from history before delivering newer
 /// publications, after an offset gap or a reconnect, so subscribers see gap-free order without reconnecting.
 /// Calls go through a resilience pipeline (a circuit breaker): while Redis is down they fail fast with
@@ -24,6 +26,9 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     public const string PipelineName = "pushservice-redis";
 
     private readonly ConcurrentDictionary<string, ChannelFeed> _feeds = new(StringComparer.Ordinal);
+
+    // The same feeds by their Redis channel's name, for messages read on the broker's own subscription connection.
+    private readonly ConcurrentDictionary<string, ChannelFeed> _feedsByPubSub = new(StringComparer.Ordinal);
     private readonly RedisConnection _connection;
     private readonly RedisBrokerOptions _options;
     private readonly ResiliencePipeline _pipeline;
@@ -32,6 +37,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private IBrokerEventHandler? _handler;
     private ConnectionMultiplexer? _multiplexer;
+    private SubscriptionConnection? _subscriptions;
     private RedisKeys Keys => _connection.Keys;
 
     /// <summary>Creates the broker.</summary>
@@ -46,7 +52,8 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     }
 
     /// <inheritdoc />
-    public bool IsAvailable => _connection.IsConnected && _circuit.CircuitState is CircuitState.Closed or CircuitState.HalfOpen;
+    public bool IsAvailable => _connection.IsConnected && (_subscriptions?.IsConnected ?? true)
+        && _circuit.CircuitState is CircuitState.Closed or CircuitState.HalfOpen;
 
     /// <summary>
     /// Adds the broker's resilience pipeline: a circuit breaker that opens on repeated failures. It has no timeout
@@ -80,6 +87,16 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
             // Pub/sub is at most once: whatever was published while this node was cut off is read back from history.
             _ = ResyncAfterReconnectAsync();
         };
+
+        var configuration = ConfigurationOptions.Parse(_options.Configuration);
+        if (_options.DirectSubscriptions && !_connection.Sharded && configuration.EndPoints.Count == 1 && !configuration.Ssl
+            && string.IsNullOrEmpty(configuration.ServiceName))
+        {
+            _subscriptions = new SubscriptionConnection(configuration.EndPoints[0], configuration.User, configuration.Password,
+                configuration.ClientName ?? "pushservice", _options.OperationTimeout, OnDirectMessage,
+                () => [.. _feedsByPubSub.Keys], () => _ = ResyncAfterReconnectAsync(), _logger);
+            await _subscriptions.StartAsync();
+        }
     }
 
     /// <inheritdoc />
@@ -120,11 +137,20 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
         }
 
         await feed.Gate.WaitAsync(cancellationToken);
+        var pubSubName = Keys.PubSub(channel);
         try
         {
-            var subscriber = Multiplexer.GetSubscriber();
-            feed.Queue = await Guard(() => subscriber.SubscribeAsync(_connection.PubSubChannel(Keys.PubSub(channel))));
-            feed.Queue.OnMessage(message => OnMessageAsync(feed, message));
+            if (_subscriptions is { } direct)
+            {
+                _feedsByPubSub[pubSubName] = feed;
+                await direct.SubscribeAsync(pubSubName);
+            }
+            else
+            {
+                var subscriber = Multiplexer.GetSubscriber();
+                feed.Queue = await Guard(() => subscriber.SubscribeAsync(_connection.PubSubChannel(pubSubName)));
+                feed.Queue.OnMessage(message => OnMessageAsync(feed, (ReadOnlyMemory<byte>)message.Message));
+            }
 
             // Read after the subscription is confirmed: anything published later arrives through it.
             var position = (await HistoryAsync(channel, new HistoryQuery { Limit = 0 }, cancellationToken)).Position;
@@ -135,11 +161,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
         {
             _feeds.TryRemove(new KeyValuePair<string, ChannelFeed>(channel, feed));
             feed.Closed = true;
-            if (feed.Queue is { } queue)
-            {
-                await SafeUnsubscribeAsync(queue);
-            }
-
+            await ReleaseSubscriptionAsync(feed, pubSubName);
             throw;
         }
         finally
@@ -154,10 +176,22 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
         if (_feeds.TryRemove(channel, out var feed))
         {
             feed.Closed = true;
-            if (feed.Queue is { } queue)
+            await ReleaseSubscriptionAsync(feed, Keys.PubSub(channel));
+        }
+    }
+
+    private async Task ReleaseSubscriptionAsync(ChannelFeed feed, string pubSubName)
+    {
+        if (_subscriptions is { } direct)
+        {
+            if (_feedsByPubSub.TryRemove(new KeyValuePair<string, ChannelFeed>(pubSubName, feed)))
             {
-                await SafeUnsubscribeAsync(queue);
+                await direct.UnsubscribeAsync(pubSubName);
             }
+        }
+        else if (feed.Queue is { } queue)
+        {
+            await SafeUnsubscribeAsync(queue);
         }
     }
 
@@ -207,6 +241,11 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
         }
 
         await _stopping.CancelAsync();
+        if (_subscriptions is { } direct)
+        {
+            await direct.DisposeAsync();
+        }
+
         foreach (var feed in _feeds.Values)
         {
             feed.Closed = true;
@@ -216,16 +255,32 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
         _stopping.Dispose();
     }
 
+    /// <summary>Whether pub/sub messages are read on the broker's own connection (see <see cref="RedisBrokerOptions.DirectSubscriptions"/>).</summary>
+    internal bool ReadsSubscriptionsDirectly => _subscriptions is not null;
+
+    /// <summary>How many times the broker's own subscription connection was made (0 without one).</summary>
+    internal int SubscriptionConnects => _subscriptions?.Connects ?? 0;
+
     private ConnectionMultiplexer Multiplexer => _multiplexer ?? throw new InvalidOperationException("The broker was not started.");
 
-    private async Task OnMessageAsync(ChannelFeed feed, ChannelMessage message)
+    /// <summary>A message read on the subscription connection, on its reading thread: delivered there unless the feed's gate is
+    /// held (a gap fill), in which case it waits its turn, in order (the gate's waiters are served first come, first
+    /// served). The payload is copied: the connection reads into the same buffer again.</summary>
+    private void OnDirectMessage(string pubSubName, ReadOnlyMemory<byte> payload)
+    {
+        if (_feedsByPubSub.TryGetValue(pubSubName, out var feed))
+        {
+            _ = OnMessageAsync(feed, payload.ToArray());
+        }
+    }
+
+    private async Task OnMessageAsync(ChannelFeed feed, ReadOnlyMemory<byte> payload)
     {
         if (feed.Closed || _handler is not { } handler)
         {
             return;
         }
 
-        var payload = (ReadOnlyMemory<byte>)message.Message;
         try
         {
             // The feed's last position is read without its gate: only as a string to reuse when the bytes match.
