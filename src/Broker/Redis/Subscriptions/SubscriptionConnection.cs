@@ -133,6 +133,8 @@ internal sealed partial class SubscriptionConnection : IAsyncDisposable
         }
     }
 
+    /// <summary>Makes the connection. False when it could not be made (the caller tries again later); true when it is up,
+    /// or when it broke right after and its reader is already reconnecting.</summary>
     private async Task<bool> TryConnectAsync()
     {
         // A host name may resolve to IPv4 or IPv6: a dual-mode socket takes either.
@@ -183,7 +185,18 @@ internal sealed partial class SubscriptionConnection : IAsyncDisposable
 
             _ = ReadAsync(socket);
             await Task.WhenAll(handshake.Select(p => p.Done.Task)).WaitAsync(_timeout, _stopping.Token);
-            _connected = true;
+            lock (_writeLock)
+            {
+                // Up only if its reader has not already found it broken; if it has, the reader began reconnecting, and
+                // that attempt is the one to follow: this caller must not start another.
+                if (_socket != socket)
+                {
+                    return true;
+                }
+
+                _connected = true;
+            }
+
             Interlocked.Increment(ref _connects);
             Log.Connected(_logger, _endpoint.ToString() ?? "?", channels.Count);
             return true;
