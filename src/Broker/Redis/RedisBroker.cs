@@ -93,7 +93,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
             && string.IsNullOrEmpty(configuration.ServiceName))
         {
             _subscriptions = new SubscriptionConnection(configuration.EndPoints[0], configuration.User, configuration.Password,
-                configuration.ClientName ?? "pushservice", _options.OperationTimeout, OnDirectMessage,
+                configuration.ClientName ?? "pushservice", _options.OperationTimeout, _options.BreakDuration, OnDirectMessage,
                 () => [.. _feedsByPubSub.Keys], () => _ = ResyncAfterReconnectAsync(), _logger);
             await _subscriptions.StartAsync();
         }

@@ -29,6 +29,7 @@ internal sealed partial class SubscriptionConnection : IAsyncDisposable
     private readonly string? _password;
     private readonly string _clientName;
     private readonly TimeSpan _timeout;
+    private readonly TimeSpan _retryAfter;
     private readonly MessageHandler _onMessage;
     private readonly Func<IReadOnlyCollection<string>> _wantedChannels;
     private readonly Action _onRestored;
@@ -44,13 +45,14 @@ internal sealed partial class SubscriptionConnection : IAsyncDisposable
     public delegate void MessageHandler(string channel, ReadOnlyMemory<byte> payload);
 
     public SubscriptionConnection(EndPoint endpoint, string? user, string? password, string clientName, TimeSpan timeout,
-        MessageHandler onMessage, Func<IReadOnlyCollection<string>> wantedChannels, Action onRestored, ILogger logger)
+        TimeSpan retryAfter, MessageHandler onMessage, Func<IReadOnlyCollection<string>> wantedChannels, Action onRestored, ILogger logger)
     {
         _endpoint = endpoint;
         _user = user;
         _password = password;
         _clientName = clientName;
         _timeout = timeout;
+        _retryAfter = retryAfter;
         _onMessage = onMessage;
         _wantedChannels = wantedChannels;
         _onRestored = onRestored;
@@ -339,7 +341,7 @@ internal sealed partial class SubscriptionConnection : IAsyncDisposable
         }
     }
 
-    private static BrokerUnavailableException Unavailable(string message) => new(message) { RetryAfter = TimeSpan.FromSeconds(1) };
+    private BrokerUnavailableException Unavailable(string message) => new(message) { RetryAfter = _retryAfter };
 
     /// <summary>A command in RESP: an array of bulk strings.</summary>
     private static byte[] Command(params string[] parts)
