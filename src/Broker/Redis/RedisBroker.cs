@@ -26,9 +26,6 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     public const string PipelineName = "pushservice-redis";
 
     private readonly ConcurrentDictionary<string, ChannelFeed> _feeds = new(StringComparer.Ordinal);
-
-    // The same feeds by their Redis channel's name, for messages read on the broker's own subscription connection.
-    private readonly ConcurrentDictionary<string, ChannelFeed> _feedsByPubSub = new(StringComparer.Ordinal);
     private readonly RedisConnection _connection;
     private readonly RedisBrokerOptions _options;
     private readonly ResiliencePipeline _pipeline;
@@ -94,7 +91,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
         {
             _subscriptions = new SubscriptionConnection(configuration.EndPoints[0], configuration.User, configuration.Password,
                 configuration.ClientName ?? "pushservice", _options.OperationTimeout, _options.BreakDuration, OnDirectMessage,
-                () => [.. _feedsByPubSub.Keys], () => _ = ResyncAfterReconnectAsync(), _logger);
+                () => [.. _feeds.Keys.Select(Keys.PubSub)], () => _ = ResyncAfterReconnectAsync(), _logger);
             await _subscriptions.StartAsync();
         }
     }
@@ -142,7 +139,6 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
         {
             if (_subscriptions is { } direct)
             {
-                _feedsByPubSub[pubSubName] = feed;
                 await direct.SubscribeAsync(pubSubName);
             }
             else
@@ -184,10 +180,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     {
         if (_subscriptions is { } direct)
         {
-            if (_feedsByPubSub.TryRemove(new KeyValuePair<string, ChannelFeed>(pubSubName, feed)))
-            {
-                await direct.UnsubscribeAsync(pubSubName);
-            }
+            await direct.UnsubscribeAsync(pubSubName);
         }
         else if (feed.Queue is { } queue)
         {
@@ -268,7 +261,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     /// served). The payload is copied: the connection reads into the same buffer again.</summary>
     private void OnDirectMessage(string pubSubName, ReadOnlyMemory<byte> payload)
     {
-        if (_feedsByPubSub.TryGetValue(pubSubName, out var feed))
+        if (Keys.ChannelOf(pubSubName) is { } channel && _feeds.TryGetValue(channel, out var feed))
         {
             _ = OnMessageAsync(feed, payload.ToArray());
         }
