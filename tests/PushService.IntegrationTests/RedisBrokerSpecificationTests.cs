@@ -10,22 +10,38 @@ using StackExchange.Redis;
 
 namespace PushService.IntegrationTests;
 
-/// <summary>The broker specification, unchanged, against a real redis-server. Each broker is its own node (own multiplexer).</summary>
+/// <summary>
+/// The broker specification, unchanged, against a real redis-server. Each broker is its own node (own multiplexer), and
+/// publishes and subscribes on connections of its own, as by default.
+/// </summary>
 public sealed class RedisBrokerSpecificationTests(RedisFixture redis) : RedisSpecification, IClassFixture<RedisFixture>
 {
     protected override string Configuration => redis.Server.Configuration;
 
-    protected override void Started(RedisConnection connection) => Assert.Same(SocketManager.ThreadPool, connection.SocketManager);
+    protected override void Started(RedisBroker broker, RedisConnection connection)
+    {
+        Assert.Same(SocketManager.ThreadPool, connection.SocketManager);
+        Assert.True(broker.PublishesDirectly && broker.ReadsSubscriptionsDirectly);
+        Assert.Equal(1, broker.CommandConnects);
+    }
 }
 
-/// <summary>The same with StackExchange.Redis reading on its dedicated threads (<c>Redis:DedicatedIoThreads</c>).</summary>
+/// <summary>
+/// The same with StackExchange.Redis doing all of it (<c>Redis:DirectPublish</c> and <c>Redis:DirectSubscriptions</c>
+/// off), reading on its dedicated threads (<c>Redis:DedicatedIoThreads</c>).
+/// </summary>
 public sealed class RedisDedicatedThreadsBrokerSpecificationTests(RedisFixture redis) : RedisSpecification, IClassFixture<RedisFixture>
 {
     protected override string Configuration => redis.Server.Configuration;
 
-    protected override void Configure(RedisBrokerOptions options) => options.DedicatedIoThreads = true;
+    protected override void Configure(RedisBrokerOptions options) =>
+        (options.DedicatedIoThreads, options.DirectPublish, options.DirectSubscriptions) = (true, false, false);
 
-    protected override void Started(RedisConnection connection) => Assert.Same(SocketManager.Shared, connection.SocketManager);
+    protected override void Started(RedisBroker broker, RedisConnection connection)
+    {
+        Assert.Same(SocketManager.Shared, connection.SocketManager);
+        Assert.False(broker.PublishesDirectly || broker.ReadsSubscriptionsDirectly);
+    }
 }
 
 /// <summary>The broker specification against some Redis deployment; subclasses say which.</summary>
@@ -41,8 +57,8 @@ public abstract class RedisSpecification : BrokerSpecification
     {
     }
 
-    /// <summary>Called with each started broker's connection, for checks of the deployment's kind.</summary>
-    protected virtual void Started(RedisConnection connection)
+    /// <summary>Called with each started broker and its multiplexer, for checks of the deployment's kind.</summary>
+    protected virtual void Started(RedisBroker broker, RedisConnection connection)
     {
     }
 
@@ -68,7 +84,7 @@ public abstract class RedisSpecification : BrokerSpecification
         _providers.Add(provider);
         var broker = provider.GetRequiredService<RedisBroker>();
         await broker.StartAsync(handler, CancellationToken.None);
-        Started(provider.GetRequiredService<RedisConnection>());
+        Started(broker, provider.GetRequiredService<RedisConnection>());
         return broker;
     }
 

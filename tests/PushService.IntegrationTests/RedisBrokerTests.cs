@@ -45,10 +45,12 @@ public sealed class RedisBrokerTests : IAsyncLifetime
     [InlineData(false)]
     public async Task PublicationOnOneNode_ReachesEverySubscribedNodeInOrder(bool direct)
     {
-        var (a, handlerA) = await NodeAsync(o => o.DirectSubscriptions = direct);
-        var (b, handlerB) = await NodeAsync(o => o.DirectSubscriptions = direct);
-        var (c, handlerC) = await NodeAsync(o => o.DirectSubscriptions = direct);
+        void Configure(RedisBrokerOptions o) => (o.DirectSubscriptions, o.DirectPublish) = (direct, direct);
+        var (a, handlerA) = await NodeAsync(Configure);
+        var (b, handlerB) = await NodeAsync(Configure);
+        var (c, handlerC) = await NodeAsync(Configure);
         Assert.Equal(direct, a.ReadsSubscriptionsDirectly);
+        Assert.Equal(direct, a.PublishesDirectly);
         await a.SubscribeAsync("x");
         await b.SubscribeAsync("x");
         for (var i = 1; i <= 30; i++)
@@ -58,6 +60,7 @@ public sealed class RedisBrokerTests : IAsyncLifetime
 
         Assert.Equal(Enumerable.Range(1, 30).Select(i => (long)i), (await handlerA.WaitForAsync("x", 30)).Select(p => p.Offset));
         Assert.Equal(Enumerable.Range(1, 30).Select(i => (long)i), (await handlerB.WaitForAsync("x", 30)).Select(p => p.Offset));
+        Assert.Equal(direct ? 15 : 0, a.DirectCommands);
         Assert.Empty(handlerC.For("x"));
     }
 
@@ -124,6 +127,83 @@ public sealed class RedisBrokerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ConcurrentPublications_EachGetTheirOwnReply()
+    {
+        var (node, _) = await NodeAsync();
+        Assert.True(node.PublishesDirectly);
+
+        // Pipelined on one connection: every caller must get the reply to its own command, not a neighbour's.
+        var publishes = Enumerable.Range(0, 400).Select(async i =>
+        {
+            await Task.Yield();
+            var channel = $"many{i % 8}";
+            var data = Json(i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            return (Channel: channel, Data: data, Result: await node.PublishAsync(channel, data, Keep));
+        }).ToList();
+        var results = await Task.WhenAll(publishes);
+
+        Assert.Equal(400, node.DirectCommands);
+        foreach (var group in results.GroupBy(r => r.Channel))
+        {
+            var history = await node.HistoryAsync(group.Key, new HistoryQuery());
+            var dataByOffset = history.Publications.ToDictionary(p => p.Offset, p => Encoding.UTF8.GetString(p.Data.Span));
+            Assert.Equal(Enumerable.Range(1, 50).Select(i => (long)i), group.Select(r => r.Result.Position.Offset).Order());
+            Assert.All(group, r => Assert.Equal(Encoding.UTF8.GetString(r.Data), dataByOffset[r.Result.Position.Offset]));
+        }
+    }
+
+    [Fact]
+    public async Task AScriptFlushedFromRedis_IsSentAgainWithItsText()
+    {
+        var (node, _) = await NodeAsync();
+        Assert.Equal(1, (await node.PublishAsync("flushed", Json("1"), Keep)).Position.Offset);
+
+        Assert.Equal("+OK", await _redis.CommandAsync("SCRIPT", "FLUSH"));
+        Assert.Equal(2, (await node.PublishAsync("flushed", Json("2"), Keep)).Position.Offset);
+        Assert.Equal(3, (await node.PublishAsync("flushed", Json("3"), Keep)).Position.Offset);
+
+        // By SHA (the connection loaded the script), then after NOSCRIPT with the script's text, then by SHA again, all
+        // on the broker's own connection.
+        Assert.Equal(4, node.DirectCommands);
+        Assert.Equal(1, node.CommandConnects);
+    }
+
+    [Fact]
+    public async Task DroppedCommandConnection_Reconnects_AndPublishesOnItAgain()
+    {
+        var (node, handler) = await NodeAsync();
+        await node.SubscribeAsync("cut");
+        await node.PublishAsync("cut", Json("1"), Keep);
+        Assert.Equal(1, node.CommandConnects);
+
+        // Cuts the multiplexer's command connection as well: publications wait for either to come back.
+        await _redis.CommandAsync("CLIENT", "KILL", "TYPE", "normal");
+        for (var i = 2; i <= 10; i++)
+        {
+            await PublishWhenAvailableAsync(node, "cut", i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        await WaitUntilAsync(() => node.CommandConnects == 2);
+        var sent = node.DirectCommands;
+        Assert.Equal(11, (await node.PublishAsync("cut", Json("11"), Keep)).Position.Offset);
+        Assert.Equal(sent + 1, node.DirectCommands);
+        Assert.Equal(Enumerable.Range(1, 11).Select(i => (long)i), (await handler.WaitForAsync("cut", 11, TimeSpan.FromSeconds(20))).Select(p => p.Offset));
+    }
+
+    [Fact]
+    public async Task ADatabaseOtherThanZero_IsWhereTheBrokersOwnConnectionPublishes()
+    {
+        var (node, _) = await NodeAsync(o => o.Configuration = $"{_redis.Configuration},defaultDatabase=3");
+        Assert.Equal(1, (await node.PublishAsync("numbered", Json("1"), Keep)).Position.Offset);
+        Assert.Equal(1, node.DirectCommands);
+
+        // Read back through StackExchange.Redis, which selects database 3 by itself; database 0 has no such key.
+        var history = await node.HistoryAsync("numbered", new HistoryQuery());
+        Assert.Equal([1L], history.Publications.Select(p => p.Offset));
+        Assert.Equal(":0", await _redis.CommandAsync("EXISTS", "ps:{numbered}:m"));
+    }
+
+    [Fact]
     public async Task APublicationLargerThanTheSubscriptionReadBuffer_ArrivesWhole()
     {
         var (node, handler) = await NodeAsync();
@@ -144,7 +224,7 @@ public sealed class RedisBrokerTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task ARedisWithAPassword_IsSubscribedToAfterAuthenticating()
+    public async Task ARedisWithAPassword_IsSubscribedToAndPublishedOnAfterAuthenticating()
     {
         Assert.Equal("+OK", await _redis.CommandAsync("CONFIG", "SET", "requirepass", "s3cret"));
         var (node, handler) = await NodeAsync(o => o.Configuration = $"{_redis.Configuration},password=s3cret");
@@ -154,6 +234,7 @@ public sealed class RedisBrokerTests : IAsyncLifetime
         await node.SubscribeAsync("guarded");
         await node.PublishAsync("guarded", Json("1"), Keep);
         Assert.Equal([1L], (await handler.WaitForAsync("guarded", 1)).Select(p => p.Offset));
+        Assert.Equal(1, node.DirectCommands);
     }
 
     [Fact]
@@ -186,9 +267,9 @@ public sealed class RedisBrokerTests : IAsyncLifetime
         var (node, _) = await NodeAsync(options => options.OperationTimeout = TimeSpan.FromMilliseconds(700));
         await node.PublishAsync("paused", Json("1"), Keep);
 
-        // The connection stays up but nothing is answered: only a per-call timeout can end the publish. StackExchange.Redis
-        // checks its timeouts about once a second, so the call ends 0.7-1.7 s in; its own default (5 s) or the pause
-        // (15 s) would be far later.
+        // The connection stays up but nothing is answered: only a per-call timeout can end the publish. The broker's own
+        // connection checks a few times per timeout (StackExchange.Redis, without it, about once a second), so the call
+        // ends 0.7-1.7 s in; StackExchange.Redis's default (5 s) or the pause (15 s) would be far later.
         Assert.Equal("+OK", await _redis.CommandAsync("CLIENT", "PAUSE", "15000", "ALL"));
         var watch = Stopwatch.StartNew();
         var failure = await Assert.ThrowsAsync<BrokerUnavailableException>(() => node.PublishAsync("paused", Json("2"), Keep).AsTask());

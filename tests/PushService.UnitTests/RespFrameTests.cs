@@ -1,11 +1,11 @@
 using System.Text;
-using PushService.Broker.Redis.Subscriptions;
+using PushService.Broker.Redis.Resp;
 
 namespace PushService.UnitTests;
 
 /// <summary>
-/// The replies a subscription connection reads: pushes and confirmations whole, in pieces and back to back; errors and
-/// bytes that are no reply it can get.
+/// The replies the broker's own connections read: pushes, confirmations, the publish script's result and a loaded
+/// script's SHA, whole, in pieces and back to back; errors and bytes that are no reply they can get.
 /// </summary>
 public sealed class RespFrameTests
 {
@@ -49,9 +49,32 @@ public sealed class RespFrameTests
     }
 
     [Fact]
-    public void EveryCutShortOfTheWholeReply_AsksForMore()
+    public void APublishResult_AndALoadedScriptsSha_ReadOneAfterTheOther()
     {
-        var whole = Bytes("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$4\r\ndata\r\n");
+        var buffer = Bytes("*3\r\n:1\r\n:42\r\n$5\r\nepoch\r\n$3\r\nabc\r\n*1\r\n:-1\r\n");
+        var at = 0;
+
+        Assert.True(RespFrame.TryRead(buffer.AsSpan(at), out var result, out var consumed));
+        Assert.Equal((RespKind.Array, 3), (result.Kind, result.Count));
+        Assert.Equal(["1", "42", "epoch"], Enumerable.Range(0, 3).Select(i => Text(result.Part(buffer.AsSpan(at), i))));
+        at += consumed;
+
+        Assert.True(RespFrame.TryRead(buffer.AsSpan(at), out var sha, out consumed));
+        Assert.Equal((RespKind.Bulk, "abc"), (sha.Kind, Text(sha.Part(buffer.AsSpan(at), 0))));
+        at += consumed;
+
+        Assert.True(RespFrame.TryRead(buffer.AsSpan(at), out var conflict, out consumed));
+        Assert.Equal((RespKind.Array, 1, "-1"), (conflict.Kind, conflict.Count, Text(conflict.Part(buffer.AsSpan(at), 0))));
+        Assert.Equal(buffer.Length, at + consumed);
+    }
+
+    [Theory]
+    [InlineData("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$4\r\ndata\r\n")]
+    [InlineData("$40\r\n0123456789012345678901234567890123456789\r\n")]
+    [InlineData("*3\r\n:1\r\n:42\r\n$5\r\nepoch\r\n")]
+    public void EveryCutShortOfTheWholeReply_AsksForMore(string text)
+    {
+        var whole = Bytes(text);
         for (var length = 0; length < whole.Length; length++)
         {
             Assert.False(RespFrame.TryRead(whole.AsSpan(0, length), out _, out _), $"a reply cut at {length} bytes was read");
@@ -73,7 +96,8 @@ public sealed class RespFrameTests
     }
 
     [Theory]
-    [InlineData("$3\r\nabc\r\n")]
+    [InlineData("$3\r\nabcd\r\n")]
+    [InlineData("$-1\r\n")]
     [InlineData("*9\r\n")]
     [InlineData("*1\r\n$x\r\n")]
     [InlineData("*1\r\n$3\r\nabcd\r\n")]

@@ -5,14 +5,16 @@ using Microsoft.Extensions.Options;
 using Polly;
 using Polly.CircuitBreaker;
 using Polly.Registry;
+using PushService.Broker.Redis.Commands;
 using PushService.Broker.Redis.Subscriptions;
 using StackExchange.Redis;
 
 namespace PushService.Broker.Redis;
 
 /// <summary>
-/// The Redis backplane. A publish is one Lua script (offset, history, idempotency, PUBLISH) run by SHA; each node holds
-/// one Redis subscription per channel with local subscribers, read in order on a connection of its own
+/// The Redis backplane. A publish is one Lua script (offset, history, idempotency, PUBLISH) run by SHA, on a connection of
+/// the broker's own (<see cref="CommandConnection"/>, with one plain Redis server) or through StackExchange.Redis; each
+/// node holds one Redis subscription per channel with local subscribers, read in order on a connection of its own
 /// (<see cref="SubscriptionConnection"/>, with one plain Redis server) or through a <see cref="ChannelMessageQueue"/>.
 /// The node remembers the last offset it delivered per channel and fills any gap from history before delivering newer
 /// publications, after an offset gap or a reconnect, so subscribers see gap-free order without reconnecting.
@@ -35,6 +37,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     private IBrokerEventHandler? _handler;
     private ConnectionMultiplexer? _multiplexer;
     private SubscriptionConnection? _subscriptions;
+    private CommandConnection? _commands;
     private RedisKeys Keys => _connection.Keys;
 
     /// <summary>Creates the broker.</summary>
@@ -85,9 +88,17 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
             _ = ResyncAfterReconnectAsync();
         };
 
+        // The broker's own connections speak plain RESP2 to one server; TLS, Sentinel and Cluster stay with the library.
         var configuration = ConfigurationOptions.Parse(_options.Configuration);
-        if (_options.DirectSubscriptions && !_connection.Sharded && configuration.EndPoints.Count == 1 && !configuration.Ssl
-            && string.IsNullOrEmpty(configuration.ServiceName))
+        var plain = !_connection.Sharded && configuration.EndPoints.Count == 1 && !configuration.Ssl && string.IsNullOrEmpty(configuration.ServiceName);
+        if (plain && _options.DirectPublish)
+        {
+            _commands = new CommandConnection(configuration.EndPoints[0], configuration.User, configuration.Password,
+                configuration.DefaultDatabase, configuration.ClientName ?? "pushservice", [RedisScripts.Publish], _options.OperationTimeout, _logger);
+            await _commands.StartAsync();
+        }
+
+        if (plain && _options.DirectSubscriptions)
         {
             _subscriptions = new SubscriptionConnection(configuration.EndPoints[0], configuration.User, configuration.Password,
                 configuration.ClientName ?? "pushservice", _options.OperationTimeout, _options.BreakDuration, OnDirectMessage,
@@ -99,29 +110,32 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask<PublishResult> PublishAsync(string channel, ReadOnlyMemory<byte> data, PublishOptions options, CancellationToken cancellationToken = default)
     {
-        var key = options.IdempotencyKey;
-        RedisKey[] keys = [Keys.Meta(channel), Keys.Stream(channel), Keys.Idempotency(channel, key ?? "")];
-        RedisValue[] args =
-        [
-            data,
-            options.HistorySize,
-            (long)options.HistoryTtl.TotalMilliseconds,
-            key is null ? 0 : (long)_options.IdempotencyWindow.TotalMilliseconds,
-            (long)_options.PositionTtl.TotalMilliseconds,
-            Keys.PubSub(channel),
-            options.TraceParent ?? "",
-            Epochs.New(),
-            _connection.Sharded ? "1" : "0",
-        ];
+        var command = new PublishCommand(Keys, channel, data, options, _options, _connection.Sharded);
 
-        var result = (RedisResult[])(await RunAsync(db => db.ScriptEvaluateAsync(RedisScripts.Publish, keys, args), cancellationToken))!;
-        var status = (int)result[0];
-        if (status < 0)
+        // While the broker's own connection is reconnecting, the multiplexer's may still be up.
+        var reply = _commands is { IsConnected: true } direct
+            ? await ExecuteAsync(static s => PublishDirectAsync(s.direct, s.command), (direct, command), cancellationToken)
+            : await RunAsync(async db => PublishCommand.Read(await db.ScriptEvaluateAsync(RedisScripts.Publish, command.Keys, command.Arguments)), cancellationToken);
+        if (reply.Status < 0)
         {
-            throw new IdempotencyConflictException($"The idempotency key '{key}' was already used on channel '{channel}' with different data.");
+            throw new IdempotencyConflictException($"The idempotency key '{options.IdempotencyKey}' was already used on channel '{channel}' with different data.");
         }
 
-        return new PublishResult(new StreamPosition((long)result[1], (string)result[2]!), Duplicate: status == 0);
+        return new PublishResult(new StreamPosition(reply.Offset, reply.Epoch!), Duplicate: reply.Status == 0);
+    }
+
+    /// <summary>Runs the publish script by SHA, and with its text when Redis does not have it (after a restart or a
+    /// <c>SCRIPT FLUSH</c>), which also stores it for the next.</summary>
+    private static async Task<PublishReply> PublishDirectAsync(CommandConnection connection, PublishCommand command)
+    {
+        try
+        {
+            return await connection.SendAsync(command, static (writer, c) => c.Write(writer, withScript: false), PublishCommand.Read);
+        }
+        catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+        {
+            return await connection.SendAsync(command, static (writer, c) => c.Write(writer, withScript: true), PublishCommand.Read);
+        }
     }
 
     /// <inheritdoc />
@@ -239,6 +253,11 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
             await direct.DisposeAsync();
         }
 
+        if (_commands is { } commands)
+        {
+            await commands.DisposeAsync();
+        }
+
         foreach (var feed in _feeds.Values)
         {
             feed.Closed = true;
@@ -253,6 +272,15 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
 
     /// <summary>How many times the broker's own subscription connection was made (0 without one).</summary>
     internal int SubscriptionConnects => _subscriptions?.Connects ?? 0;
+
+    /// <summary>Whether publications are run on the broker's own connection (see <see cref="RedisBrokerOptions.DirectPublish"/>).</summary>
+    internal bool PublishesDirectly => _commands is not null;
+
+    /// <summary>How many times the broker's own command connection was made (0 without one).</summary>
+    internal int CommandConnects => _commands?.Connects ?? 0;
+
+    /// <summary>How many commands were sent on the broker's own command connection (0 without one).</summary>
+    internal long DirectCommands => _commands?.Sent ?? 0;
 
     private ConnectionMultiplexer Multiplexer => _multiplexer ?? throw new InvalidOperationException("The broker was not started.");
 
@@ -450,10 +478,15 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
             throw new BrokerUnavailableException("The Redis backplane is not connected.") { RetryAfter = _options.BreakDuration };
         }
 
-        var db = Multiplexer.GetDatabase();
+        return await ExecuteAsync(call, Multiplexer.GetDatabase(), cancellationToken);
+    }
+
+    /// <summary>Runs a Redis call through the circuit breaker, turning unavailability into <see cref="BrokerUnavailableException"/>.</summary>
+    private async Task<T> ExecuteAsync<TState, T>(Func<TState, Task<T>> call, TState state, CancellationToken cancellationToken)
+    {
         try
         {
-            return await _pipeline.ExecuteAsync(static async (state, _) => await state.call(state.db), (call, db), cancellationToken);
+            return await _pipeline.ExecuteAsync(static async (s, _) => await s.call(s.state), (call, state), cancellationToken);
         }
         catch (BrokenCircuitException ex)
         {

@@ -51,6 +51,15 @@ public sealed class RedisBrokerOptions
     public bool DirectSubscriptions { get; set; } = true;
 
     /// <summary>
+    /// Run the publish script on a connection of the broker's own, whose replies are read, and whose callers go on, on the
+    /// thread where they arrive, rather than through StackExchange.Redis, which hands each reply between threads two or
+    /// three times (docs/benchmarks.md). Applies where <see cref="DirectSubscriptions"/> does; while that connection is
+    /// reconnecting, publications go through StackExchange.Redis.
+    /// </summary>
+    /// <value>The default value is true.</value>
+    public bool DirectPublish { get; set; } = true;
+
+    /// <summary>
     /// Read Redis replies and pub/sub messages on StackExchange.Redis's own dedicated threads instead of the .NET thread
     /// pool. The thread pool saves a hand-off between threads per reply and per message (about 30% of the gateway's
     /// CPU per publication; docs/benchmarks.md); dedicated threads keep Redis reads going in an application that starves

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using PushService.Broker.Redis.Resp;
 
 namespace PushService.Broker.Redis.Subscriptions;
 
@@ -18,7 +19,7 @@ namespace PushService.Broker.Redis.Subscriptions;
 /// <c>UNSUBSCRIBE</c>, each confirmed in order (a FIFO of waiting callers). When the connection fails the waiting
 /// callers fail with <see cref="BrokerUnavailableException"/>, and it reconnects with a growing delay, subscribes again
 /// to every channel the broker still wants and then tells the broker, which reads back what it missed. TCP keep-alive
-/// notices a server that went away without closing.
+/// (<see cref="RespSocket"/>) notices a server that went away without closing.
 /// </remarks>
 internal sealed partial class SubscriptionConnection : IAsyncDisposable
 {
@@ -116,7 +117,7 @@ internal sealed partial class SubscriptionConnection : IAsyncDisposable
             _pending.Enqueue(pending);
             try
             {
-                socket.Send(Command(command, channel));
+                socket.Send(RespWriter.Command(command, channel));
             }
             catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
             {
@@ -139,37 +140,38 @@ internal sealed partial class SubscriptionConnection : IAsyncDisposable
     /// or when it broke right after and its reader is already reconnecting.</summary>
     private async Task<bool> TryConnectAsync()
     {
-        // A host name may resolve to IPv4 or IPv6: a dual-mode socket takes either.
-        var socket = _endpoint.AddressFamily == AddressFamily.Unspecified
-            ? new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true }
-            : new Socket(_endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        Socket socket;
         try
         {
-            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.KeepAlive, true);
-            socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveTime, 10);
-            socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveInterval, 5);
-            socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveRetryCount, 3);
-            using (var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token))
+            socket = await RespSocket.ConnectAsync(_endpoint, _timeout, _stopping.Token);
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+        {
+            if (!_stopping.IsCancellationRequested)
             {
-                connectTimeout.CancelAfter(_timeout);
-                await socket.ConnectAsync(_endpoint, connectTimeout.Token);
+                Log.ConnectFailed(_logger, _endpoint.ToString() ?? "?", ex.Message);
             }
 
+            return false;
+        }
+
+        try
+        {
             // The handshake's replies come first, in order; the channels wanted now are subscribed in the same write.
             var channels = _wantedChannels();
             var handshake = new List<Pending>();
             var bytes = new List<byte>();
-            if (_password is not null)
+
+            // Pub/sub channels belong to no database: no SELECT.
+            foreach (var (what, command) in RespSocket.Hello(_user, _password, database: null, _clientName))
             {
-                bytes.AddRange(_user is null ? Command("AUTH", _password) : Command("AUTH", _user, _password));
-                handshake.Add(new Pending("AUTH"));
+                bytes.AddRange(command);
+                handshake.Add(new Pending(what));
             }
 
-            bytes.AddRange(Command("CLIENT", "SETNAME", _clientName));
-            handshake.Add(new Pending("CLIENT SETNAME"));
             foreach (var channel in channels)
             {
-                bytes.AddRange(Command("SUBSCRIBE", channel));
+                bytes.AddRange(RespWriter.Command("SUBSCRIBE", channel));
                 handshake.Add(new Pending($"SUBSCRIBE {channel}"));
             }
 
@@ -342,18 +344,6 @@ internal sealed partial class SubscriptionConnection : IAsyncDisposable
     }
 
     private BrokerUnavailableException Unavailable(string message) => new(message) { RetryAfter = _retryAfter };
-
-    /// <summary>A command in RESP: an array of bulk strings.</summary>
-    private static byte[] Command(params string[] parts)
-    {
-        var text = new StringBuilder().Append('*').Append(parts.Length).Append("\r\n");
-        foreach (var part in parts)
-        {
-            text.Append('$').Append(Encoding.UTF8.GetByteCount(part)).Append("\r\n").Append(part).Append("\r\n");
-        }
-
-        return Encoding.UTF8.GetBytes(text.ToString());
-    }
 
     /// <summary>A command waiting for its confirmation.</summary>
     private sealed class Pending(string what)

@@ -1,24 +1,29 @@
 using System.Buffers.Text;
 
-namespace PushService.Broker.Redis.Subscriptions;
+namespace PushService.Broker.Redis.Resp;
 
-/// <summary>The kinds of RESP2 reply a subscription connection gets.</summary>
+/// <summary>The kinds of RESP2 reply the broker's own connections get.</summary>
 internal enum RespKind
 {
-    /// <summary><c>+OK</c>: the reply to <c>AUTH</c> and <c>CLIENT SETNAME</c>.</summary>
+    /// <summary><c>+OK</c>: the reply to <c>AUTH</c>, <c>SELECT</c> and <c>CLIENT SETNAME</c>.</summary>
     Simple,
 
     /// <summary><c>-ERR …</c>.</summary>
     Error,
 
-    /// <summary>An array of bulk strings and integers: a push (<c>message</c>) or a confirmation (<c>subscribe</c>).</summary>
+    /// <summary>A bulk string on its own: the reply to <c>SCRIPT LOAD</c>.</summary>
+    Bulk,
+
+    /// <summary>An array of bulk strings and integers: a push (<c>message</c>), a confirmation (<c>subscribe</c>) or the publish
+    /// script's result.</summary>
     Array,
 }
 
 /// <summary>
-/// One RESP2 reply read from a subscription connection's buffer: where its parts lie in that buffer, valid until the
-/// buffer is read into again. Only what a connection in subscribed mode receives is understood: simple strings, errors
-/// and arrays of up to <see cref="MaxParts"/> bulk strings or integers (a push and a confirmation have three).
+/// One RESP2 reply read from a connection's buffer: where its parts lie in that buffer, valid until the buffer is read
+/// into again. Only what the broker's own connections receive is understood: simple strings, errors, bulk strings and
+/// arrays of up to <see cref="MaxParts"/> bulk strings or integers (a push, a confirmation and the publish script's result
+/// have three).
 /// </summary>
 internal readonly struct RespFrame
 {
@@ -36,7 +41,7 @@ internal readonly struct RespFrame
 
     public RespKind Kind { get; }
 
-    /// <summary>The parts of an array; 1 for a simple string or an error (its text).</summary>
+    /// <summary>The parts of an array; 1 for a simple string, an error (its text) or a bulk string.</summary>
     public int Count { get; }
 
     /// <summary>Part <paramref name="index"/>: a bulk string's bytes or an integer's digits.</summary>
@@ -76,16 +81,24 @@ internal readonly struct RespFrame
                 frame = new RespFrame(RespKind.Error, 1, (1, line - 1), default, default, default);
                 consumed = next;
                 return true;
+            case (byte)'$':
+                if (!TryReadBulk(buffer, 0, line, next, out var bulk, out consumed))
+                {
+                    return false;
+                }
+
+                frame = new RespFrame(RespKind.Bulk, 1, bulk, default, default, default);
+                return true;
             case (byte)'*':
                 break;
             default:
-                throw new FormatException($"Unexpected reply type '{(char)buffer[0]}' on a subscription connection.");
+                throw new FormatException($"Unexpected reply type '{(char)buffer[0]}' on the broker's own connection.");
         }
 
         var count = ParseNumber(buffer.Slice(1, line - 1));
         if (count is < 0 or > MaxParts)
         {
-            throw new FormatException($"Unexpected array of {count} parts on a subscription connection.");
+            throw new FormatException($"Unexpected array of {count} parts on the broker's own connection.");
         }
 
         Span<(int, int)> parts = stackalloc (int, int)[MaxParts];
@@ -104,32 +117,45 @@ internal readonly struct RespFrame
                     at = next;
                     break;
                 case (byte)'$':
-                    var length = ParseNumber(buffer.Slice(at + 1, line - 1));
-                    if (length < 0)
-                    {
-                        throw new FormatException("Unexpected null bulk string on a subscription connection.");
-                    }
-
-                    if (buffer.Length < next + length + 2)
+                    if (!TryReadBulk(buffer, at, line, next, out parts[i], out at))
                     {
                         return false;
                     }
 
-                    if (buffer[next + length] != '\r' || buffer[next + length + 1] != '\n')
-                    {
-                        throw new FormatException("A bulk string did not end where its length said.");
-                    }
-
-                    parts[i] = (next, length);
-                    at = next + length + 2;
                     break;
                 default:
-                    throw new FormatException($"Unexpected array part type '{(char)buffer[at]}' on a subscription connection.");
+                    throw new FormatException($"Unexpected array part type '{(char)buffer[at]}' on the broker's own connection.");
             }
         }
 
         frame = new RespFrame(RespKind.Array, count, parts[0], parts[1], parts[2], parts[3]);
         consumed = at;
+        return true;
+    }
+
+    /// <summary>The bulk string whose header line starts at <paramref name="start"/>: where its bytes lie, and where what follows begins.</summary>
+    private static bool TryReadBulk(ReadOnlySpan<byte> buffer, int start, int line, int next, out (int, int) part, out int end)
+    {
+        part = default;
+        end = 0;
+        var length = ParseNumber(buffer.Slice(start + 1, line - 1));
+        if (length < 0)
+        {
+            throw new FormatException("Unexpected null bulk string on the broker's own connection.");
+        }
+
+        if (buffer.Length < next + length + 2)
+        {
+            return false;
+        }
+
+        if (buffer[next + length] != '\r' || buffer[next + length + 1] != '\n')
+        {
+            throw new FormatException("A bulk string did not end where its length said.");
+        }
+
+        part = (next, length);
+        end = next + length + 2;
         return true;
     }
 

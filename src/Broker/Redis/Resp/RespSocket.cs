@@ -1,0 +1,51 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace PushService.Broker.Redis.Resp;
+
+/// <summary>How the broker's own connections reach Redis: the socket and the commands that open a session.</summary>
+internal static class RespSocket
+{
+    /// <summary>Connects to <paramref name="endpoint"/> with TCP keep-alive, which notices a server that went away
+    /// without closing, and Nagle off, so a command leaves at once.</summary>
+    public static async Task<Socket> ConnectAsync(EndPoint endpoint, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        // A host name may resolve to IPv4 or IPv6: a dual-mode socket takes either.
+        var socket = endpoint.AddressFamily == AddressFamily.Unspecified
+            ? new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true }
+            : new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.KeepAlive, true);
+            socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveTime, 10);
+            socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveInterval, 5);
+            socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveRetryCount, 3);
+            using var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            connectTimeout.CancelAfter(timeout);
+            await socket.ConnectAsync(endpoint, connectTimeout.Token);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The commands that open a session, each answered <c>+OK</c>: <c>AUTH</c> when there is a password,
+    /// <c>SELECT</c> when a database other than 0 is named, and <c>CLIENT SETNAME</c>.</summary>
+    public static IEnumerable<(string What, byte[] Bytes)> Hello(string? user, string? password, int? database, string clientName)
+    {
+        if (password is not null)
+        {
+            yield return ("AUTH", user is null ? RespWriter.Command("AUTH", password) : RespWriter.Command("AUTH", user, password));
+        }
+
+        if (database is > 0 and var index)
+        {
+            yield return ("SELECT", RespWriter.Command("SELECT", index.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        }
+
+        yield return ("CLIENT SETNAME", RespWriter.Command("CLIENT", "SETNAME", clientName));
+    }
+}
