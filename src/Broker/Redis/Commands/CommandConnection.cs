@@ -30,8 +30,6 @@ internal delegate T ReplyReader<T>(RespFrame frame, ReadOnlySpan<byte> reply);
 /// </remarks>
 internal sealed partial class CommandConnection : IAsyncDisposable
 {
-    private static readonly TimeSpan[] ReconnectDelays = [TimeSpan.FromMilliseconds(250), TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2)];
-
     private readonly EndPoint _endpoint;
     private readonly string? _user;
     private readonly string? _password;
@@ -190,18 +188,9 @@ internal sealed partial class CommandConnection : IAsyncDisposable
     /// <summary>Makes the connection: false when it could not be made (the caller tries again later).</summary>
     private async Task<bool> TryConnectAsync()
     {
-        Socket socket;
-        try
+        if (await RespSocket.TryConnectAsync(_endpoint, _timeout, reason => Log.ConnectFailed(_logger, _endpoint.ToString() ?? "?", reason),
+            _stopping.Token) is not { } socket)
         {
-            socket = await RespSocket.ConnectAsync(_endpoint, _timeout, _stopping.Token);
-        }
-        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
-        {
-            if (!_stopping.IsCancellationRequested)
-            {
-                Log.ConnectFailed(_logger, _endpoint.ToString() ?? "?", ex.Message);
-            }
-
             return false;
         }
 
@@ -275,25 +264,7 @@ internal sealed partial class CommandConnection : IAsyncDisposable
         return true;
     }
 
-    private async Task ReconnectAsync()
-    {
-        for (var attempt = 0; !_stopping.IsCancellationRequested && !_clusterNode; attempt++)
-        {
-            try
-            {
-                await Task.Delay(ReconnectDelays[Math.Min(attempt, ReconnectDelays.Length - 1)], _stopping.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-
-            if (await TryConnectAsync())
-            {
-                return;
-            }
-        }
-    }
+    private Task<bool> ReconnectAsync() => RespSocket.RetryAsync(TryConnectAsync, () => _clusterNode, _stopping.Token);
 
     /// <summary>Reads replies until the link breaks. Each completes the oldest waiting command, whose caller goes on here.</summary>
     private async Task ReadAsync(Link link)

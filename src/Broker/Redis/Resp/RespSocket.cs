@@ -3,12 +3,58 @@ using System.Net.Sockets;
 
 namespace PushService.Broker.Redis.Resp;
 
-/// <summary>How the broker's own connections reach Redis: the socket and the commands that open a session.</summary>
+/// <summary>How the broker's own connections reach Redis: the socket, the commands that open a session, and trying again.</summary>
 internal static class RespSocket
 {
-    /// <summary>Connects to <paramref name="endpoint"/> with TCP keep-alive, which notices a server that went away
-    /// without closing, and Nagle off, so a command leaves at once.</summary>
-    public static async Task<Socket> ConnectAsync(EndPoint endpoint, TimeSpan timeout, CancellationToken cancellationToken)
+    private static readonly TimeSpan[] RetryDelays = [TimeSpan.FromMilliseconds(250), TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2)];
+
+    /// <summary>
+    /// Connects to <paramref name="endpoint"/> with TCP keep-alive, which notices a server that went away without
+    /// closing, and Nagle off, so a command leaves at once. Null when Redis cannot be reached (<paramref name="failed"/>
+    /// is told why, unless the caller is stopping).
+    /// </summary>
+    public static async Task<Socket?> TryConnectAsync(EndPoint endpoint, TimeSpan timeout, Action<string> failed, CancellationToken stopping)
+    {
+        try
+        {
+            return await ConnectAsync(endpoint, timeout, stopping);
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+        {
+            if (!stopping.IsCancellationRequested)
+            {
+                failed(ex.Message);
+            }
+
+            return null;
+        }
+    }
+
+    /// <summary>Runs <paramref name="attempt"/> after a growing delay (250 ms up to 2 s) until it succeeds, <paramref
+    /// name="giveUp"/> says to stop, or <paramref name="stopping"/> is cancelled; true when an attempt succeeded.</summary>
+    public static async Task<bool> RetryAsync(Func<Task<bool>> attempt, Func<bool> giveUp, CancellationToken stopping)
+    {
+        for (var i = 0; !stopping.IsCancellationRequested && !giveUp(); i++)
+        {
+            try
+            {
+                await Task.Delay(RetryDelays[Math.Min(i, RetryDelays.Length - 1)], stopping);
+            }
+            catch (OperationCanceledException)
+            {
+                return false;
+            }
+
+            if (await attempt())
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static async Task<Socket> ConnectAsync(EndPoint endpoint, TimeSpan timeout, CancellationToken cancellationToken)
     {
         // A host name may resolve to IPv4 or IPv6: a dual-mode socket takes either.
         var socket = endpoint.AddressFamily == AddressFamily.Unspecified

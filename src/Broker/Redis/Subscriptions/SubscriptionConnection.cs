@@ -23,8 +23,6 @@ namespace PushService.Broker.Redis.Subscriptions;
 /// </remarks>
 internal sealed partial class SubscriptionConnection : IAsyncDisposable
 {
-    private static readonly TimeSpan[] ReconnectDelays = [TimeSpan.FromMilliseconds(250), TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2)];
-
     private readonly EndPoint _endpoint;
     private readonly string? _user;
     private readonly string? _password;
@@ -140,18 +138,9 @@ internal sealed partial class SubscriptionConnection : IAsyncDisposable
     /// or when it broke right after and its reader is already reconnecting.</summary>
     private async Task<bool> TryConnectAsync()
     {
-        Socket socket;
-        try
+        if (await RespSocket.TryConnectAsync(_endpoint, _timeout, reason => Log.ConnectFailed(_logger, _endpoint.ToString() ?? "?", reason),
+            _stopping.Token) is not { } socket)
         {
-            socket = await RespSocket.ConnectAsync(_endpoint, _timeout, _stopping.Token);
-        }
-        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
-        {
-            if (!_stopping.IsCancellationRequested)
-            {
-                Log.ConnectFailed(_logger, _endpoint.ToString() ?? "?", ex.Message);
-            }
-
             return false;
         }
 
@@ -229,22 +218,9 @@ internal sealed partial class SubscriptionConnection : IAsyncDisposable
 
     private async Task ReconnectAsync()
     {
-        for (var attempt = 0; !_stopping.IsCancellationRequested; attempt++)
+        if (await RespSocket.RetryAsync(TryConnectAsync, static () => false, _stopping.Token))
         {
-            try
-            {
-                await Task.Delay(ReconnectDelays[Math.Min(attempt, ReconnectDelays.Length - 1)], _stopping.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-
-            if (await TryConnectAsync())
-            {
-                _onRestored();
-                return;
-            }
+            _onRestored();
         }
     }
 
