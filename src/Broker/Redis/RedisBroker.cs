@@ -91,17 +91,18 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
         // The broker's own connections speak plain RESP2 to one server; TLS, Sentinel and Cluster stay with the library.
         var configuration = ConfigurationOptions.Parse(_options.Configuration);
         var plain = !_connection.Sharded && configuration.EndPoints.Count == 1 && !configuration.Ssl && string.IsNullOrEmpty(configuration.ServiceName);
+        var clientName = configuration.ClientName ?? RedisConnection.DefaultClientName;
         if (plain && _options.DirectPublish)
         {
             _commands = new CommandConnection(configuration.EndPoints[0], configuration.User, configuration.Password,
-                configuration.DefaultDatabase, configuration.ClientName ?? "pushservice", [RedisScripts.Publish], _options.OperationTimeout, _logger);
+                configuration.DefaultDatabase, clientName, [RedisScripts.Publish], _options.OperationTimeout, _logger);
             await _commands.StartAsync();
         }
 
         if (plain && _options.DirectSubscriptions)
         {
             _subscriptions = new SubscriptionConnection(configuration.EndPoints[0], configuration.User, configuration.Password,
-                configuration.ClientName ?? "pushservice", _options.OperationTimeout, _options.BreakDuration, OnDirectMessage,
+                clientName, _options.OperationTimeout, _options.BreakDuration, OnDirectMessage,
                 () => [.. _feeds.Keys.Select(Keys.PubSub)], () => _ = ResyncAfterReconnectAsync(), _logger);
             await _subscriptions.StartAsync();
         }

@@ -53,8 +53,8 @@ public sealed class RedisBrokerOptions
     /// <summary>
     /// Run the publish script on a connection of the broker's own, whose replies are read, and whose callers go on, on the
     /// thread where they arrive, rather than through StackExchange.Redis, which hands each reply between threads two or
-    /// three times (docs/benchmarks.md). Applies where <see cref="DirectSubscriptions"/> does; while that connection is
-    /// reconnecting, publications go through StackExchange.Redis.
+    /// three times (docs/benchmarks.md). Applies where <see cref="DirectSubscriptions"/> does, unless the server is a Redis
+    /// Cluster node; while the broker's own connection is reconnecting, publications go through StackExchange.Redis.
     /// </summary>
     /// <value>The default value is true.</value>
     public bool DirectPublish { get; set; } = true;

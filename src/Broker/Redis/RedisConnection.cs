@@ -15,6 +15,9 @@ public sealed partial class RedisConnection : IAsyncDisposable
     private readonly ILogger<RedisConnection> _logger;
     private readonly Lazy<Task<ConnectionMultiplexer>> _multiplexer;
 
+    /// <summary>The name every connection of the node gives Redis (<c>CLIENT SETNAME</c>) unless the configuration names one.</summary>
+    internal const string DefaultClientName = "pushservice";
+
     /// <summary>Creates the connection; nothing connects until first use.</summary>
     public RedisConnection(IOptions<RedisBrokerOptions> options, ILogger<RedisConnection> logger)
     {
@@ -44,7 +47,7 @@ public sealed partial class RedisConnection : IAsyncDisposable
         configuration.BacklogPolicy = BacklogPolicy.FailFast;
         SocketManager = _options.DedicatedIoThreads ? SocketManager.Shared : SocketManager.ThreadPool;
         configuration.SocketManager = SocketManager;
-        configuration.ClientName ??= "pushservice";
+        configuration.ClientName ??= DefaultClientName;
         var timeoutMs = (int)_options.OperationTimeout.TotalMilliseconds;
         configuration.AsyncTimeout = timeoutMs;
         configuration.SyncTimeout = timeoutMs;

@@ -2,7 +2,8 @@ namespace PushService.Broker.Redis;
 
 /// <summary>
 /// The Lua scripts of the broker. StackExchange.Redis sends a script once and runs it by SHA afterwards (and again in
-/// full after a NOSCRIPT), so each publish costs one round trip carrying only the arguments.
+/// full after a NOSCRIPT), as the broker's own command connection does with the publish script (it loads it when it
+/// connects), so each publish costs one round trip carrying only the arguments.
 /// </summary>
 internal static class RedisScripts
 {
