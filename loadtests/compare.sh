@@ -77,8 +77,18 @@ results="$work/results.jsonl"
 for run in $(seq 1 "$runs"); do
   for target in $targets; do
     start_nodes "$target"
-    line=$(dotnet "$loadgen" --target "$target" --ws "$(IFS=,; echo "${ws[*]}")" --publish "$publish" \
+    probe=""
+    if [ "${PROBE_WAKEUPS:-0}" = 1 ] && [ "$regime" != idle ]; then
+      # How late a sleeping thread wakes meanwhile, over the measured window (loadtests/wakeups.py).
+      (sleep "$warmup"; python3 loadtests/wakeups.py --seconds "$duration" >"$work/wakeups.json") &
+      probe=$!
+    fi
+    line=$(env ${LOADGEN_ENV:-} dotnet "$loadgen" --target "$target" --ws "$(IFS=,; echo "${ws[*]}")" --publish "$publish" \
       --pids "$(IFS=,; echo "${pids[*]}")" --duration "$duration" --warmup "$warmup" --quiet "${scenario[@]}" "$@" || true)
+    if [ -n "$probe" ]; then
+      wait "$probe" || true
+      line=$(python3 -c 'import json,sys; a=json.loads(sys.argv[1]); a.update(json.load(open(sys.argv[2]))); print(json.dumps(a, separators=(",",":")))' "$line" "$work/wakeups.json" 2>/dev/null || echo "$line")
+    fi
     echo "run $run $target: $line"
     echo "$line" >>"$results"
     kill "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true; pids=()
@@ -89,7 +99,7 @@ done
 python3 - "$results" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
-keys = ["deliveriesPerSecond", "gatewayCpuUsPerDelivery", "p50us", "p90us", "p99us", "maxus", "lost", "achievedPublishRate",
+keys = ["deliveriesPerSecond", "gatewayCpuUsPerDelivery", "p50us", "p90us", "p99us", "maxus", "publishP50us", "publishP99us", "loadgenCores", "loadgenGcPauseMs", "wakeupP50us", "wakeupP99us", "wakeupP999us", "lost", "achievedPublishRate",
         "connectsPerSecond", "rssGrowthKiBPerConnection", "peakGrowthKiBPerConnection", "coldPeakGrowthKiBPerConnection", "marginalKiBPerConnection", "achievedConnectsPerSecond", "gatewayCpuUsPerConnect"]
 by = {}
 for r in rows: by.setdefault(r["target"], []).append(r)

@@ -83,6 +83,9 @@ internal static class Scenarios
         var windowStarted = false;
         double windowStart = 0, windowEnd = 0;
         CpuTime? cpuStart = null;
+        var ownCpuStart = TimeSpan.Zero;
+        var ownGcPauseStart = TimeSpan.Zero;
+        var ownGcsStart = 0;
         long publishedAtWindowStart = 0, publishedAtWindowEnd = 0;
         var nextProgress = TimeSpan.FromSeconds(1);
         while (clock.Elapsed < total)
@@ -92,6 +95,9 @@ internal static class Scenarios
                 windowStarted = true;
                 metrics.StartWindow();
                 cpuStart = ProcessStats.Cpu(options.Pids);
+                ownCpuStart = Process.GetCurrentProcess().TotalProcessorTime;
+                ownGcPauseStart = GC.GetTotalPauseDuration();
+                ownGcsStart = GC.CollectionCount(0);
                 windowStart = clock.Elapsed.TotalSeconds;
                 publishedAtWindowStart = Interlocked.Read(ref acked);
             }
@@ -122,6 +128,9 @@ internal static class Scenarios
 
         metrics.StopWindow();
         var cpuEnd = ProcessStats.Cpu(options.Pids);
+        var ownCpu = Process.GetCurrentProcess().TotalProcessorTime - ownCpuStart;
+        var ownGcPause = GC.GetTotalPauseDuration() - ownGcPauseStart;
+        var ownGcs = GC.CollectionCount(0) - ownGcsStart;
         windowEnd = clock.Elapsed.TotalSeconds;
         publishedAtWindowEnd = Interlocked.Read(ref acked);
         var windowDeliveries = metrics.WindowReceived;
@@ -156,6 +165,8 @@ internal static class Scenarios
             ["p90us"] = metrics.Latency.GetValueAtPercentile(90),
             ["p99us"] = metrics.Latency.GetValueAtPercentile(99),
             ["maxus"] = metrics.Latency.GetMaxValue(),
+            ["publishP50us"] = metrics.PublishLatency.GetValueAtPercentile(50),
+            ["publishP99us"] = metrics.PublishLatency.GetValueAtPercentile(99),
             ["expected"] = Interlocked.Read(ref expected),
             ["received"] = metrics.Received,
             ["lost"] = Math.Max(0, Interlocked.Read(ref expected) - metrics.Received),
@@ -166,14 +177,22 @@ internal static class Scenarios
             ["gatewayCpuUsPerDelivery"] = cpu is { } perDelivery && windowDeliveries > 0 ? Math.Round(perDelivery.Total * 1e6 / windowDeliveries, 3) : null,
             ["gatewayKernelCpuShare"] = cpu is { Total: > 0 } split ? Math.Round(split.System / split.Total, 2) : null,
             ["windowSeconds"] = Math.Round(window, 2),
+
+            // The load generator shares the cores and its receive loops are inside every latency figure: what it used
+            // and how long its own collections paused it tell how much of a tail is the instrument's.
+            ["loadgenCores"] = Math.Round(ownCpu.TotalSeconds / window, 2),
+            ["loadgenGcs"] = ownGcs,
+            ["loadgenGcPauseMs"] = Math.Round(ownGcPause.TotalMilliseconds, 1),
         };
 
         async Task PublishOneAsync(int channelIndex, string payload)
         {
             try
             {
+                var started = Stopwatch.GetTimestamp();
                 if (await target.PublishAsync(LoadOptions.ChannelName(channelIndex), payload, CancellationToken.None))
                 {
+                    metrics.Published(started);
                     Interlocked.Increment(ref acked);
                     Interlocked.Add(ref expected, perChannel[channelIndex]);
                 }

@@ -21,6 +21,13 @@ internal sealed class DeliveryMetrics
     /// <summary>End-to-end latency in microseconds, recorded only inside the measured window.</summary>
     public LongConcurrentHistogram Latency { get; } = new(1, 60_000_000, 3);
 
+    /// <summary>
+    /// The publish call's round trip (request sent to response read) in microseconds, inside the measured window.
+    /// Deliveries do not wait for the response; a tail here and in <see cref="Latency"/> together points at what both
+    /// paths share (the publishing node's request handling, the cores) rather than at the fan-out.
+    /// </summary>
+    public LongConcurrentHistogram PublishLatency { get; } = new(1, 60_000_000, 3);
+
     public long Received => Interlocked.Read(ref _received);
 
     public long WindowReceived => Interlocked.Read(ref _windowReceived);
@@ -31,6 +38,7 @@ internal sealed class DeliveryMetrics
     {
         Interlocked.Exchange(ref _windowReceived, 0);
         Latency.Reset();
+        PublishLatency.Reset();
         _recording = true;
     }
 
@@ -44,6 +52,16 @@ internal sealed class DeliveryMetrics
             Interlocked.Increment(ref _windowReceived);
             var micros = (Stopwatch.GetTimestamp() - sentTimestamp) * 1_000_000 / Stopwatch.Frequency;
             Latency.RecordValue(Math.Clamp(micros, 1, 60_000_000));
+        }
+    }
+
+    /// <summary>A publish call that began at <paramref name="startedTimestamp"/> was answered now.</summary>
+    public void Published(long startedTimestamp)
+    {
+        if (_recording)
+        {
+            var micros = (Stopwatch.GetTimestamp() - startedTimestamp) * 1_000_000 / Stopwatch.Frequency;
+            PublishLatency.RecordValue(Math.Clamp(micros, 1, 60_000_000));
         }
     }
 

@@ -37,6 +37,9 @@ public sealed class LoadGeneratorTests
         Assert.True(run.Figure("gatewayCpuSeconds") > 0, "the nodes' CPU was not read");
         Assert.True(run.Figure("gatewayCpuUsPerDelivery") > 0);
         Assert.InRange(run.Figure("gatewayKernelCpuShare"), 0, 1);
+        Assert.True(run.Count("publishP50us") > 0 && run.Count("publishP50us") <= run.Count("publishP99us"));
+        Assert.True(run.Figure("loadgenCores") > 0, "the load generator's own CPU was not read");
+        Assert.True(run.Count("loadgenGcs") >= 0 && run.Figure("loadgenGcPauseMs") >= 0);
     }
 
     [Fact]
