@@ -62,7 +62,16 @@ public sealed class WakeupProbeTests
         using var process = Process.Start(info) ?? throw new InvalidOperationException("python3 did not start.");
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        try
+        {
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        }
+        catch (TimeoutException)
+        {
+            process.Kill();
+            throw;
+        }
+
         return (process.ExitCode, await output, await error);
     }
 }
