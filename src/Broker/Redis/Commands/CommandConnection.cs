@@ -31,6 +31,10 @@ internal delegate T ReplyReader<T>(RespFrame frame, ReadOnlySpan<byte> reply);
 internal sealed partial class CommandConnection : IAsyncDisposable
 {
     private readonly EndPoint _endpoint;
+
+    // How the logs name the server.
+    private readonly string _endpointName;
+
     private readonly string? _user;
     private readonly string? _password;
     private readonly int? _database;
@@ -51,6 +55,7 @@ internal sealed partial class CommandConnection : IAsyncDisposable
         IReadOnlyList<string> scripts, TimeSpan timeout, ILogger logger)
     {
         _endpoint = endpoint;
+        _endpointName = endpoint.ToString() ?? "?";
         _user = user;
         _password = password;
         _database = database;
@@ -188,7 +193,7 @@ internal sealed partial class CommandConnection : IAsyncDisposable
     /// <summary>Makes the connection: false when it could not be made (the caller tries again later).</summary>
     private async Task<bool> TryConnectAsync()
     {
-        if (await RespSocket.TryConnectAsync(_endpoint, _timeout, reason => Log.ConnectFailed(_logger, _endpoint.ToString() ?? "?", reason),
+        if (await RespSocket.TryConnectAsync(_endpoint, _timeout, reason => Log.ConnectFailed(_logger, _endpointName, reason),
             _stopping.Token) is not { } socket)
         {
             return false;
@@ -233,7 +238,7 @@ internal sealed partial class CommandConnection : IAsyncDisposable
         {
             if (!_stopping.IsCancellationRequested)
             {
-                Log.ConnectFailed(_logger, _endpoint.ToString() ?? "?", ex.Message);
+                Log.ConnectFailed(_logger, _endpointName, ex.Message);
             }
 
             Break(link, NotConnected(ex.Message));
@@ -242,7 +247,7 @@ internal sealed partial class CommandConnection : IAsyncDisposable
 
         if (_clusterNode)
         {
-            Log.ClusterNode(_logger, _endpoint.ToString() ?? "?");
+            Log.ClusterNode(_logger, _endpointName);
             Break(link, NotConnected("Redis is a cluster node."));
             return false;
         }
@@ -260,7 +265,7 @@ internal sealed partial class CommandConnection : IAsyncDisposable
         }
 
         Interlocked.Increment(ref _connects);
-        Log.Connected(_logger, _endpoint.ToString() ?? "?");
+        Log.Connected(_logger, _endpointName);
         return true;
     }
 
@@ -347,7 +352,7 @@ internal sealed partial class CommandConnection : IAsyncDisposable
 
         if (wasUp && !_stopping.IsCancellationRequested)
         {
-            Log.Disconnected(_logger, _endpoint.ToString() ?? "?", reason.Message);
+            Log.Disconnected(_logger, _endpointName, reason.Message);
             _ = ReconnectAsync();
         }
     }

@@ -24,6 +24,10 @@ namespace PushService.Broker.Redis.Subscriptions;
 internal sealed partial class SubscriptionConnection : IAsyncDisposable
 {
     private readonly EndPoint _endpoint;
+
+    // How the logs name the server.
+    private readonly string _endpointName;
+
     private readonly string? _user;
     private readonly string? _password;
     private readonly string _clientName;
@@ -47,6 +51,7 @@ internal sealed partial class SubscriptionConnection : IAsyncDisposable
         TimeSpan retryAfter, MessageHandler onMessage, Func<IReadOnlyCollection<string>> wantedChannels, Action onRestored, ILogger logger)
     {
         _endpoint = endpoint;
+        _endpointName = endpoint.ToString() ?? "?";
         _user = user;
         _password = password;
         _clientName = clientName;
@@ -138,7 +143,7 @@ internal sealed partial class SubscriptionConnection : IAsyncDisposable
     /// or when it broke right after and its reader is already reconnecting.</summary>
     private async Task<bool> TryConnectAsync()
     {
-        if (await RespSocket.TryConnectAsync(_endpoint, _timeout, reason => Log.ConnectFailed(_logger, _endpoint.ToString() ?? "?", reason),
+        if (await RespSocket.TryConnectAsync(_endpoint, _timeout, reason => Log.ConnectFailed(_logger, _endpointName, reason),
             _stopping.Token) is not { } socket)
         {
             return false;
@@ -191,14 +196,14 @@ internal sealed partial class SubscriptionConnection : IAsyncDisposable
             }
 
             Interlocked.Increment(ref _connects);
-            Log.Connected(_logger, _endpoint.ToString() ?? "?", channels.Count);
+            Log.Connected(_logger, _endpointName, channels.Count);
             return true;
         }
         catch (Exception ex) when (ex is SocketException or OperationCanceledException or TimeoutException or BrokerUnavailableException or ObjectDisposedException)
         {
             if (!_stopping.IsCancellationRequested)
             {
-                Log.ConnectFailed(_logger, _endpoint.ToString() ?? "?", ex.Message);
+                Log.ConnectFailed(_logger, _endpointName, ex.Message);
             }
 
             lock (_writeLock)
@@ -281,7 +286,7 @@ internal sealed partial class SubscriptionConnection : IAsyncDisposable
         FailPending($"The Redis subscription connection failed: {failure}");
         if (!_stopping.IsCancellationRequested)
         {
-            Log.Disconnected(_logger, _endpoint.ToString() ?? "?", failure ?? "");
+            Log.Disconnected(_logger, _endpointName, failure ?? "");
             _ = ReconnectAsync();
         }
     }
