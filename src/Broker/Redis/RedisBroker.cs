@@ -6,6 +6,7 @@ using Polly;
 using Polly.CircuitBreaker;
 using Polly.Registry;
 using PushService.Broker.Redis.Commands;
+using PushService.Broker.Redis.Resp;
 using PushService.Broker.Redis.Subscriptions;
 using StackExchange.Redis;
 
@@ -91,18 +92,22 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
         // The broker's own connections speak plain RESP2 to one server; TLS, Sentinel and Cluster stay with the library.
         var configuration = ConfigurationOptions.Parse(_options.Configuration);
         var plain = !_connection.Sharded && configuration.EndPoints.Count == 1 && !configuration.Ssl && string.IsNullOrEmpty(configuration.ServiceName);
-        var clientName = configuration.ClientName ?? RedisConnection.DefaultClientName;
-        if (plain && _options.DirectPublish)
+        if (!plain)
         {
-            _commands = new CommandConnection(configuration.EndPoints[0], configuration.User, configuration.Password,
-                configuration.DefaultDatabase, clientName, [RedisScripts.Publish], _options.OperationTimeout, _logger);
+            return;
+        }
+
+        var server = new RespServer(configuration.EndPoints[0], configuration.User, configuration.Password,
+            configuration.DefaultDatabase, configuration.ClientName ?? RedisConnection.DefaultClientName);
+        if (_options.DirectPublish)
+        {
+            _commands = new CommandConnection(server, [RedisScripts.Publish], _options.OperationTimeout, _logger);
             await _commands.StartAsync();
         }
 
-        if (plain && _options.DirectSubscriptions)
+        if (_options.DirectSubscriptions)
         {
-            _subscriptions = new SubscriptionConnection(configuration.EndPoints[0], configuration.User, configuration.Password,
-                clientName, _options.OperationTimeout, _options.BreakDuration, OnDirectMessage,
+            _subscriptions = new SubscriptionConnection(server, _options.OperationTimeout, _options.BreakDuration, OnDirectMessage,
                 () => [.. _feeds.Keys.Select(Keys.PubSub)], () => _ = ResyncAfterReconnectAsync(), _logger);
             await _subscriptions.StartAsync();
         }

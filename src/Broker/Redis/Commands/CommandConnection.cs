@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Collections.Concurrent;
-using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Microsoft.Extensions.Logging;
@@ -30,15 +29,7 @@ internal delegate T ReplyReader<T>(RespFrame frame, ReadOnlySpan<byte> reply);
 /// </remarks>
 internal sealed partial class CommandConnection : IAsyncDisposable
 {
-    private readonly EndPoint _endpoint;
-
-    // How the logs name the server.
-    private readonly string _endpointName;
-
-    private readonly string? _user;
-    private readonly string? _password;
-    private readonly int? _database;
-    private readonly string _clientName;
+    private readonly RespServer _server;
     private readonly IReadOnlyList<string> _scripts;
     private readonly TimeSpan _timeout;
     private readonly ILogger _logger;
@@ -51,15 +42,9 @@ internal sealed partial class CommandConnection : IAsyncDisposable
 
     /// <summary>Creates the connection; <see cref="StartAsync"/> makes it. <paramref name="scripts"/> are Lua scripts loaded
     /// on every connect, so commands may run them by SHA from the first one.</summary>
-    public CommandConnection(EndPoint endpoint, string? user, string? password, int? database, string clientName,
-        IReadOnlyList<string> scripts, TimeSpan timeout, ILogger logger)
+    public CommandConnection(RespServer server, IReadOnlyList<string> scripts, TimeSpan timeout, ILogger logger)
     {
-        _endpoint = endpoint;
-        _endpointName = endpoint.ToString() ?? "?";
-        _user = user;
-        _password = password;
-        _database = database;
-        _clientName = clientName;
+        _server = server;
         _scripts = scripts;
         _timeout = timeout;
         _logger = logger;
@@ -193,7 +178,7 @@ internal sealed partial class CommandConnection : IAsyncDisposable
     /// <summary>Makes the connection: false when it could not be made (the caller tries again later).</summary>
     private async Task<bool> TryConnectAsync()
     {
-        if (await RespSocket.TryConnectAsync(_endpoint, _timeout, reason => Log.ConnectFailed(_logger, _endpointName, reason),
+        if (await RespSocket.TryConnectAsync(_server, _timeout, reason => Log.ConnectFailed(_logger, _server.Name, reason),
             _stopping.Token) is not { } socket)
         {
             return false;
@@ -203,7 +188,7 @@ internal sealed partial class CommandConnection : IAsyncDisposable
         var link = new Link(socket);
         var hello = new List<Task<bool>>();
         var bytes = new List<byte>();
-        foreach (var (_, command) in RespSocket.Hello(_user, _password, _database, _clientName))
+        foreach (var (_, command) in RespSocket.Hello(_server, selectDatabase: true))
         {
             Open(command, static (_, _) => true);
         }
@@ -238,7 +223,7 @@ internal sealed partial class CommandConnection : IAsyncDisposable
         {
             if (!_stopping.IsCancellationRequested)
             {
-                Log.ConnectFailed(_logger, _endpointName, ex.Message);
+                Log.ConnectFailed(_logger, _server.Name, ex.Message);
             }
 
             Break(link, NotConnected(ex.Message));
@@ -247,7 +232,7 @@ internal sealed partial class CommandConnection : IAsyncDisposable
 
         if (_clusterNode)
         {
-            Log.ClusterNode(_logger, _endpointName);
+            Log.ClusterNode(_logger, _server.Name);
             Break(link, NotConnected("Redis is a cluster node."));
             return false;
         }
@@ -265,7 +250,7 @@ internal sealed partial class CommandConnection : IAsyncDisposable
         }
 
         Interlocked.Increment(ref _connects);
-        Log.Connected(_logger, _endpointName);
+        Log.Connected(_logger, _server.Name);
         return true;
     }
 
@@ -352,7 +337,7 @@ internal sealed partial class CommandConnection : IAsyncDisposable
 
         if (wasUp && !_stopping.IsCancellationRequested)
         {
-            Log.Disconnected(_logger, _endpointName, reason.Message);
+            Log.Disconnected(_logger, _server.Name, reason.Message);
             _ = ReconnectAsync();
         }
     }

@@ -9,15 +9,15 @@ internal static class RespSocket
     private static readonly TimeSpan[] RetryDelays = [TimeSpan.FromMilliseconds(250), TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2)];
 
     /// <summary>
-    /// Connects to <paramref name="endpoint"/> with TCP keep-alive, which notices a server that went away without
+    /// Connects to <paramref name="server"/> with TCP keep-alive, which notices a server that went away without
     /// closing, and Nagle off, so a command leaves at once. Null when Redis cannot be reached (<paramref name="failed"/>
     /// is told why, unless the caller is stopping).
     /// </summary>
-    public static async Task<Socket?> TryConnectAsync(EndPoint endpoint, TimeSpan timeout, Action<string> failed, CancellationToken stopping)
+    public static async Task<Socket?> TryConnectAsync(RespServer server, TimeSpan timeout, Action<string> failed, CancellationToken stopping)
     {
         try
         {
-            return await ConnectAsync(endpoint, timeout, stopping);
+            return await ConnectAsync(server.EndPoint, timeout, stopping);
         }
         catch (Exception ex) when (ex is SocketException or OperationCanceledException)
         {
@@ -78,20 +78,21 @@ internal static class RespSocket
         }
     }
 
-    /// <summary>The commands that open a session, each answered <c>+OK</c>: <c>AUTH</c> when there is a password,
-    /// <c>SELECT</c> when a database other than 0 is named, and <c>CLIENT SETNAME</c>.</summary>
-    public static IEnumerable<(string What, byte[] Bytes)> Hello(string? user, string? password, int? database, string clientName)
+    /// <summary>The commands that open a session on <paramref name="server"/>, each answered <c>+OK</c>: <c>AUTH</c> when
+    /// there is a password, <c>SELECT</c> when <paramref name="selectDatabase"/> and a database other than 0 is named, and
+    /// <c>CLIENT SETNAME</c>.</summary>
+    public static IEnumerable<(string What, byte[] Bytes)> Hello(RespServer server, bool selectDatabase)
     {
-        if (password is not null)
+        if (server.Password is { } password)
         {
-            yield return ("AUTH", user is null ? RespWriter.Command("AUTH", password) : RespWriter.Command("AUTH", user, password));
+            yield return ("AUTH", server.User is { } user ? RespWriter.Command("AUTH", user, password) : RespWriter.Command("AUTH", password));
         }
 
-        if (database is > 0 and var index)
+        if (selectDatabase && server.Database is > 0 and var index)
         {
             yield return ("SELECT", RespWriter.Command("SELECT", index.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         }
 
-        yield return ("CLIENT SETNAME", RespWriter.Command("CLIENT", "SETNAME", clientName));
+        yield return ("CLIENT SETNAME", RespWriter.Command("CLIENT", "SETNAME", server.ClientName));
     }
 }

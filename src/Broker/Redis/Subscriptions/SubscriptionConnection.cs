@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Microsoft.Extensions.Logging;
@@ -23,14 +22,7 @@ namespace PushService.Broker.Redis.Subscriptions;
 /// </remarks>
 internal sealed partial class SubscriptionConnection : IAsyncDisposable
 {
-    private readonly EndPoint _endpoint;
-
-    // How the logs name the server.
-    private readonly string _endpointName;
-
-    private readonly string? _user;
-    private readonly string? _password;
-    private readonly string _clientName;
+    private readonly RespServer _server;
     private readonly TimeSpan _timeout;
     private readonly TimeSpan _retryAfter;
     private readonly MessageHandler _onMessage;
@@ -47,14 +39,10 @@ internal sealed partial class SubscriptionConnection : IAsyncDisposable
     /// <summary>Called on the reading thread for each message; the payload is valid only during the call.</summary>
     public delegate void MessageHandler(string channel, ReadOnlyMemory<byte> payload);
 
-    public SubscriptionConnection(EndPoint endpoint, string? user, string? password, string clientName, TimeSpan timeout,
-        TimeSpan retryAfter, MessageHandler onMessage, Func<IReadOnlyCollection<string>> wantedChannels, Action onRestored, ILogger logger)
+    public SubscriptionConnection(RespServer server, TimeSpan timeout, TimeSpan retryAfter, MessageHandler onMessage,
+        Func<IReadOnlyCollection<string>> wantedChannels, Action onRestored, ILogger logger)
     {
-        _endpoint = endpoint;
-        _endpointName = endpoint.ToString() ?? "?";
-        _user = user;
-        _password = password;
-        _clientName = clientName;
+        _server = server;
         _timeout = timeout;
         _retryAfter = retryAfter;
         _onMessage = onMessage;
@@ -143,7 +131,7 @@ internal sealed partial class SubscriptionConnection : IAsyncDisposable
     /// or when it broke right after and its reader is already reconnecting.</summary>
     private async Task<bool> TryConnectAsync()
     {
-        if (await RespSocket.TryConnectAsync(_endpoint, _timeout, reason => Log.ConnectFailed(_logger, _endpointName, reason),
+        if (await RespSocket.TryConnectAsync(_server, _timeout, reason => Log.ConnectFailed(_logger, _server.Name, reason),
             _stopping.Token) is not { } socket)
         {
             return false;
@@ -157,7 +145,7 @@ internal sealed partial class SubscriptionConnection : IAsyncDisposable
             var bytes = new List<byte>();
 
             // Pub/sub channels belong to no database: no SELECT.
-            foreach (var (what, command) in RespSocket.Hello(_user, _password, database: null, _clientName))
+            foreach (var (what, command) in RespSocket.Hello(_server, selectDatabase: false))
             {
                 bytes.AddRange(command);
                 handshake.Add(new Pending(what));
@@ -196,14 +184,14 @@ internal sealed partial class SubscriptionConnection : IAsyncDisposable
             }
 
             Interlocked.Increment(ref _connects);
-            Log.Connected(_logger, _endpointName, channels.Count);
+            Log.Connected(_logger, _server.Name, channels.Count);
             return true;
         }
         catch (Exception ex) when (ex is SocketException or OperationCanceledException or TimeoutException or BrokerUnavailableException or ObjectDisposedException)
         {
             if (!_stopping.IsCancellationRequested)
             {
-                Log.ConnectFailed(_logger, _endpointName, ex.Message);
+                Log.ConnectFailed(_logger, _server.Name, ex.Message);
             }
 
             lock (_writeLock)
@@ -286,7 +274,7 @@ internal sealed partial class SubscriptionConnection : IAsyncDisposable
         FailPending($"The Redis subscription connection failed: {failure}");
         if (!_stopping.IsCancellationRequested)
         {
-            Log.Disconnected(_logger, _endpointName, failure ?? "");
+            Log.Disconnected(_logger, _server.Name, failure ?? "");
             _ = ReconnectAsync();
         }
     }
