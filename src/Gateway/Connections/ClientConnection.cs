@@ -73,6 +73,12 @@ internal sealed partial class ClientConnection : IBatchedFlushCompletion
 
     public long OpenedAtTicks { get; }
 
+    /// <summary>
+    /// Where in the second half of the first ping interval this connection's first ping falls, from 0 (at its end) to 1
+    /// (at its middle); drawn at random, so connections opened together are not all pinged, nor all answer, at once.
+    /// </summary>
+    public float FirstPingLead { get; } = Random.Shared.NextSingle();
+
     public long LastActivityTicks => Volatile.Read(ref _lastActivityTicks);
 
     public long PingSentAtTicks => Volatile.Read(ref _pingSentAtTicks);

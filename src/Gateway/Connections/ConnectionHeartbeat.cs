@@ -94,7 +94,11 @@ internal sealed class ConnectionHeartbeat : BackgroundService
                 continue;
             }
 
-            if (now - Math.Max(pingSent, connection.OpenedAtTicks) >= pingInterval)
+            // Connections opened together (a reconnect wave after a deploy or a lost node) would otherwise be pinged in
+            // the same tick every interval, each time a burst of frames out and of pongs in that delays deliveries on
+            // the node. The first ping comes up to half an interval early, and later ones an interval after it.
+            var countedFrom = pingSent != 0 ? pingSent : connection.OpenedAtTicks - (long)(pingInterval / 2 * connection.FirstPingLead);
+            if (now - countedFrom >= pingInterval)
             {
                 connection.SendPing();
             }
