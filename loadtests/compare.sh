@@ -89,6 +89,14 @@ for run in $(seq 1 "$runs"); do
       (sleep "$warmup"; python3 loadtests/wakeups.py --seconds "$duration" >"$work/wakeups.json") &
       probe=$!
     fi
+    sched=""
+    if [ "${PROBE_SCHED:-0}" = 1 ] && [ "$regime" != idle ]; then
+      # Five seconds of the scheduler's events from inside the measured window (perf, as root), then how long each
+      # thread of the nodes, Redis and the load generator waited for a core after its wake-ups (loadtests/schedlat.py).
+      (sleep "$(( warmup + duration / 2 ))"; pgrep -n -f "$loadgen" >"$work/loadgen.pid" || true
+       perf sched record -a -o "$work/sched.data" -- sleep 5 >/dev/null 2>&1) &
+      sched=$!
+    fi
     line=$(env $loadgen_env dotnet "$loadgen" --target "$target" --ws "$(IFS=,; echo "${ws[*]}")" --publish "$publish" \
       --pids "$(IFS=,; echo "${pids[*]}")" --duration "$duration" --warmup "$warmup" --quiet "${scenario[@]}" "$@" || true)
     if [ -n "$probe" ]; then
@@ -96,6 +104,14 @@ for run in $(seq 1 "$runs"); do
       line=$(python3 -c 'import json,sys; a=json.loads(sys.argv[1]); a.update(json.load(open(sys.argv[2]))); print(json.dumps(a, separators=(",",":")))' "$line" "$work/wakeups.json" 2>/dev/null || echo "$line")
     fi
     echo "run $run $target: $line"
+    if [ -n "$sched" ]; then
+      wait "$sched" || true
+      labels=(--label "gateway=$(IFS=,; echo "${pids[*]}")" --label "redis=$redis_pid")
+      if [ -s "$work/loadgen.pid" ]; then labels+=(--label "loadgen=$(cat "$work/loadgen.pid")"); fi
+      perf sched timehist -i "$work/sched.data" 2>/dev/null | python3 loadtests/schedlat.py "${labels[@]}" \
+        | sed "s/^/sched run $run $target: /" || echo "sched run $run $target: no profile (perf sched needs perf, as root)"
+      rm -f "$work/sched.data"
+    fi
     echo "$line" >>"$results"
     kill "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true; pids=()
     redis-cli -p "$redis_port" flushall >/dev/null

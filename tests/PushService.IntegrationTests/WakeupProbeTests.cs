@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using PushService.IntegrationTests.Infrastructure;
 
@@ -10,8 +9,6 @@ namespace PushService.IntegrationTests;
 /// </summary>
 public sealed class WakeupProbeTests
 {
-    private static readonly string Script = Path.Combine(BuiltAssembly.RepositoryRoot, "loadtests", "wakeups.py");
-
     [Fact]
     public async Task Probe_PrintsOrderedOvershoots_ForTheSleepsItTook()
     {
@@ -45,33 +42,6 @@ public sealed class WakeupProbeTests
         Assert.Contains("usage: wakeups.py", error, StringComparison.Ordinal);
     }
 
-    private static async Task<(int ExitCode, string Output, string Error)> RunAsync(params string[] arguments)
-    {
-        var info = new ProcessStartInfo("python3")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        info.ArgumentList.Add(Script);
-        foreach (var argument in arguments)
-        {
-            info.ArgumentList.Add(argument);
-        }
-
-        using var process = Process.Start(info) ?? throw new InvalidOperationException("python3 did not start.");
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        try
-        {
-            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        }
-        catch (TimeoutException)
-        {
-            process.Kill();
-            throw;
-        }
-
-        return (process.ExitCode, await output, await error);
-    }
+    private static Task<(int ExitCode, string Output, string Error)> RunAsync(params string[] arguments) =>
+        LoadTestScript.RunAsync("wakeups.py", "", arguments);
 }
