@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""How long each thread waited for a core after it was woken: reads `perf sched timehist` output on stdin and prints one
-JSON line per process label and thread name, with its context switches and the scheduling delay (wake-up to running) in
-microseconds (p50, p90, p99, p99.9, max).
+"""How long each thread waited for a core before it ran: reads `perf sched timehist` output on stdin and prints one JSON
+line per process label and thread kind, with how many times its threads were switched out and the scheduling delay
+before each of those runs (from being woken, or preempted, to running) in microseconds (p50, p90, p99, p99.9, max).
 
 wakeups.py measures the machine's wake-up latency from a probe thread of its own; this profiles the threads of the
 processes under test themselves, hop by hop: the gateways' send loops and socket threads, Redis, the load generator.
@@ -45,7 +45,7 @@ def main() -> None:
         if match is None or match["name"].startswith("<idle>"):
             continue
 
-        # Thread names that end in a number (kworker/0:1, a pool's threads) are one thread kind.
+        # Thread names that end in a number (migration/0 and migration/1, one per core) are one thread kind.
         thread = re.sub(r"[\d:/-]+$", "", match["name"].strip()) or match["name"].strip()
         key = (labels.get(match["pid"] or match["tid"], "other"), thread)
         delays.setdefault(key, []).append(float(match["delay"]) * 1000)
@@ -62,8 +62,8 @@ def main() -> None:
         def at(fraction: float) -> int:
             return round(values[min(len(values) - 1, int(len(values) * fraction))])
 
-        rows.append({"process": process, "thread": thread, "switches": len(values), "delayP50us": at(0.5), "delayP90us": at(0.9), "delayP99us": at(0.99), "delayP999us": at(0.999),
-                     "delayMaxus": round(values[-1])})
+        rows.append({"process": process, "thread": thread, "switches": len(values), "delayP50us": at(0.5),
+                     "delayP90us": at(0.9), "delayP99us": at(0.99), "delayP999us": at(0.999), "delayMaxus": round(values[-1])})
 
     for row in sorted(rows, key=lambda r: (r["process"], -r["switches"])):
         print(json.dumps(row))

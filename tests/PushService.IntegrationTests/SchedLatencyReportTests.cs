@@ -28,8 +28,8 @@ public sealed class SchedLatencyReportTests
             timehist.AppendLine(string.Create(CultureInfo.InvariantCulture,
                 $"{time += 0.001,15:F6} [0001]  {task,-30}  {0.5,9:F3}  {delayMs,9:F3}  {0.1,9:F3}"));
 
-        // A node's send loop woken 200 times, 1 to 200 µs late; two thread-pool threads of the same node; Redis; a kernel
-        // worker of no labelled process; the idle task; a thread too rarely switched to report.
+        // A node's send loop woken 200 times, 1 to 200 µs late; two thread-pool threads of the same node; Redis; kernel
+        // threads of no labelled process, one kind numbered per core; the idle task; a thread too rarely switched to report.
         for (var i = 1; i <= 200; i++)
         {
             Line("Push send loop[101/100]", i / 1000.0);
@@ -39,6 +39,7 @@ public sealed class SchedLatencyReportTests
             if (i <= 150)
             {
                 Line("kworker/0:1-events[55]", 0.004);
+                Line($"migration/{i % 2}[{18 + (i % 2)}]", 0.003);
             }
 
             if (i <= 5)
@@ -53,7 +54,7 @@ public sealed class SchedLatencyReportTests
         Assert.True(exitCode == 0, error);
         var rows = output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => JsonDocument.Parse(line).RootElement)
             .ToDictionary(row => $"{row.GetProperty("process").GetString()}/{row.GetProperty("thread").GetString()}");
-        Assert.Equal(["gateway/.NET TP Worker", "gateway/Push send loop", "other/kworker/0:1-events", "redis/redis-server"],
+        Assert.Equal(["gateway/.NET TP Worker", "gateway/Push send loop", "other/kworker/0:1-events", "other/migration", "redis/redis-server"],
             rows.Keys.OrderBy(key => key, StringComparer.Ordinal));
         var loop = rows["gateway/Push send loop"];
         Assert.Equal(200, loop.GetProperty("switches").GetInt32());
@@ -65,6 +66,7 @@ public sealed class SchedLatencyReportTests
         Assert.Equal(200, rows["gateway/.NET TP Worker"].GetProperty("switches").GetInt32());
         Assert.Equal(10, rows["gateway/.NET TP Worker"].GetProperty("delayMaxus").GetInt32());
         Assert.Equal(150, rows["other/kworker/0:1-events"].GetProperty("switches").GetInt32());
+        Assert.Equal(150, rows["other/migration"].GetProperty("switches").GetInt32());
         Assert.Equal(2, rows["redis/redis-server"].GetProperty("delayP99us").GetInt32());
     }
 
