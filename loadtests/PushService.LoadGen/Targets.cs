@@ -50,8 +50,7 @@ internal sealed class DeliveryMetrics
         if (_recording)
         {
             Interlocked.Increment(ref _windowReceived);
-            var micros = (Stopwatch.GetTimestamp() - sentTimestamp) * 1_000_000 / Stopwatch.Frequency;
-            Latency.RecordValue(Math.Clamp(micros, 1, 60_000_000));
+            RecordSince(Latency, sentTimestamp);
         }
     }
 
@@ -60,9 +59,15 @@ internal sealed class DeliveryMetrics
     {
         if (_recording)
         {
-            var micros = (Stopwatch.GetTimestamp() - startedTimestamp) * 1_000_000 / Stopwatch.Frequency;
-            PublishLatency.RecordValue(Math.Clamp(micros, 1, 60_000_000));
+            RecordSince(PublishLatency, startedTimestamp);
         }
+    }
+
+    /// <summary>Records the microseconds from <paramref name="timestamp"/> to now, within the histograms' range.</summary>
+    private static void RecordSince(LongConcurrentHistogram histogram, long timestamp)
+    {
+        var micros = (Stopwatch.GetTimestamp() - timestamp) * 1_000_000 / Stopwatch.Frequency;
+        histogram.RecordValue(Math.Clamp(micros, 1, 60_000_000));
     }
 
     public void OutOfOrderSeen() => Interlocked.Increment(ref _outOfOrder);

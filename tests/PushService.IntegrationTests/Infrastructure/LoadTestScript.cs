@@ -25,8 +25,15 @@ public static class LoadTestScript
         using var process = Process.Start(info) ?? throw new InvalidOperationException("python3 did not start.");
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
-        await process.StandardInput.WriteAsync(input);
-        process.StandardInput.Close();
+        try
+        {
+            await process.StandardInput.WriteAsync(input);
+            process.StandardInput.Close();
+        }
+        catch (IOException)
+        {
+            // The script ended without reading all of it (an option it refused): its exit code and output say why.
+        }
         try
         {
             await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
