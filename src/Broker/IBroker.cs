@@ -10,6 +10,12 @@ public interface IBroker
     /// <summary>True while the backplane can take publications and deliver them.</summary>
     bool IsAvailable { get; }
 
+    /// <summary>
+    /// False while some subscribed channel is still reading back from history what it missed (after a backplane outage,
+    /// say): the node is not ready for new traffic until every channel has caught up.
+    /// </summary>
+    bool IsCaughtUp { get; }
+
     /// <summary>Starts delivering publications on subscribed channels to <paramref name="handler"/>.</summary>
     Task StartAsync(IBrokerEventHandler handler, CancellationToken cancellationToken);
 

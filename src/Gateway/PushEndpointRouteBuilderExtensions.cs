@@ -45,6 +45,7 @@ public static class PushEndpointRouteBuilderExtensions
         app.MapGet("/readyz", (IBroker broker, DrainState drain) =>
             drain.IsDraining ? Results.Text("draining", statusCode: StatusCodes.Status503ServiceUnavailable)
             : !broker.IsAvailable ? Results.Text("backplane unavailable", statusCode: StatusCodes.Status503ServiceUnavailable)
+            : !broker.IsCaughtUp ? Results.Text("catching up from history", statusCode: StatusCodes.Status503ServiceUnavailable)
             : Results.Text("ready"));
         if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<PushService.Gateway.Configuration.PushServiceOptions>>().Value.Telemetry.Enabled)
         {

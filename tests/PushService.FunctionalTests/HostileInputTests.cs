@@ -172,4 +172,88 @@ public sealed class HostileInputTests : IAsyncLifetime
         Assert.Equal("ok", await _host.Http.GetStringAsync("/healthz"));
         Assert.Equal("ready", await _host.Http.GetStringAsync("/readyz"));
     }
+    /// <summary>
+    /// Fuzzed frames from many connections at once, against the real node: mutated valid frames and random headers.
+    /// Each connection must end with a close code of the contract (or RFC 6455's 1002 and 1007), none may take the node
+    /// down, and the well-behaved client must still get every message in order.
+    /// </summary>
+    [Fact]
+    public async Task FuzzedFrames_FromManyConnections_EachGetACloseCode_WhileAWellBehavedClientMissesNothing()
+    {
+        int[] allowed = [1000, 1002, 1007, 4000, 4001, 4009, 4029];
+        var random = new Random(20261202);
+        var streams = Enumerable.Range(0, 400).Select(i => FuzzedStream(random, i)).ToList();
+        var codes = new System.Collections.Concurrent.ConcurrentBag<int>();
+        foreach (var batch in streams.Chunk(25))
+        {
+            await Task.WhenAll(batch.Select(async stream =>
+            {
+                await using var socket = await RawWebSocket.OpenAsync(_host.BaseAddress, RawWebSocket.NewKey());
+                Assert.StartsWith("HTTP/1.1 101", socket.ResponseHead[0], StringComparison.Ordinal);
+                try
+                {
+                    await socket.SendAsync(stream);
+                }
+                catch (IOException)
+                {
+                    // The node may close before the whole stream is written; its close frame is still to be read.
+                }
+
+                codes.Add(await socket.ReceiveCloseCodeAsync());
+            }));
+        }
+
+        Assert.Equal(streams.Count, codes.Count);
+        Assert.All(codes, code => Assert.Contains(code, allowed));
+
+        // Both kinds of refusal were reached: the frame reader's and the command decoder's.
+        Assert.Contains(1002, codes);
+        Assert.Contains(4000, codes);
+
+        await _stop.CancelAsync();
+        var published = await _publishing;
+        var messages = await _steady.MessagesAsync("steady", published);
+        Assert.Equal(Enumerable.Range(1, published), messages.Select(m => m.GetProperty("data").GetInt32()));
+        Assert.Equal("ok", await _host.Http.GetStringAsync("/healthz"));
+        Assert.Equal("ready", await _host.Http.GetStringAsync("/readyz"));
+    }
+
+    /// <summary>
+    /// One frame with bits flipped in its header, mask or payload (a connect, a subscribe, a ping), or random frame
+    /// headers; then a well-formed unknown command. However the fuzzed part reads, the connection ends: a protocol
+    /// error, a bad first command, the unknown command, or (when the reader waits inside a frame that never ends) the
+    /// connect timeout.
+    /// </summary>
+    private static byte[] FuzzedStream(Random random, int i)
+    {
+        List<byte> bytes = [];
+        if (i % 2 == 0)
+        {
+            byte[][] seeds =
+            [
+                RawWebSocket.Text("{\"op\":\"connect\",\"id\":1}"),
+                RawWebSocket.Text("{\"op\":\"subscribe\",\"id\":2,\"channel\":\"fuzz\"}"),
+                RawWebSocket.Frame(0x9, [1, 2]),
+            ];
+            var frame = (byte[])seeds[random.Next(seeds.Length)].Clone();
+            for (var flips = random.Next(1, 4); flips > 0; flips--)
+            {
+                frame[random.Next(frame.Length)] ^= (byte)(1 << random.Next(8));
+            }
+
+            bytes.AddRange(frame);
+        }
+        else
+        {
+            for (var f = random.Next(1, 4); f > 0; f--)
+            {
+                var header = new byte[2 + random.Next(0, 40)];
+                random.NextBytes(header);
+                bytes.AddRange(header);
+            }
+        }
+
+        bytes.AddRange(RawWebSocket.Text("{\"op\":\"fuzzed\",\"id\":9}"));
+        return [.. bytes];
+    }
 }

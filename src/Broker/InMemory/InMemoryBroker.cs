@@ -34,6 +34,9 @@ public sealed partial class InMemoryBroker : IBroker, IAsyncDisposable
     /// <inheritdoc />
     public bool IsAvailable => true;
 
+    /// <inheritdoc />
+    public bool IsCaughtUp => true;
+
     /// <summary>How many channels have state (position, history or idempotency keys) in memory.</summary>
     public int StreamCount => _streams.Count;
 

@@ -8,6 +8,7 @@ using Polly.Registry;
 using PushService.Broker.Redis.Commands;
 using PushService.Broker.Redis.Resp;
 using PushService.Broker.Redis.Subscriptions;
+using PushService.Broker.Sequencing;
 using StackExchange.Redis;
 
 namespace PushService.Broker.Redis;
@@ -17,8 +18,9 @@ namespace PushService.Broker.Redis;
 /// the broker's own (<see cref="CommandConnection"/>, with one plain Redis server) or through StackExchange.Redis; each
 /// node holds one Redis subscription per channel with local subscribers, read in order on a connection of its own
 /// (<see cref="SubscriptionConnection"/>, with one plain Redis server) or through a <see cref="ChannelMessageQueue"/>.
-/// The node remembers the last offset it delivered per channel and fills any gap from history before delivering newer
-/// publications, after an offset gap or a reconnect, so subscribers see gap-free order without reconnecting.
+/// Each channel's <see cref="ChannelSequencer"/> remembers the last offset the node delivered and fills any gap from
+/// history before delivering newer publications, after an offset gap or a reconnect, so subscribers see gap-free order
+/// without resubscribing; it declares continuity lost only when history says what was missed is gone.
 /// Calls go through a resilience pipeline (a circuit breaker): while Redis is down they fail fast with
 /// <see cref="BrokerUnavailableException"/>. A call that Redis does not answer fails after
 /// <see cref="RedisBrokerOptions.OperationTimeout"/>, StackExchange.Redis's own asynchronous timeout.
@@ -35,6 +37,8 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     private readonly CircuitBreakerStateProvider _circuit;
     private readonly ILogger<RedisBroker> _logger;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly SequencerProgress _progress = new();
+    private readonly SequencerSettings _sequencing;
     private IBrokerEventHandler? _handler;
     private ConnectionMultiplexer? _multiplexer;
     private SubscriptionConnection? _subscriptions;
@@ -50,11 +54,15 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
         _pipeline = pipelines.GetPipeline(PipelineName);
         _circuit = circuit;
         _logger = logger;
+        _sequencing = new SequencerSettings { MaxHeld = _options.MaxHeldPublications, MaxRetryDelay = _options.HistoryRetryMaxDelay };
     }
 
     /// <inheritdoc />
     public bool IsAvailable => _connection.IsConnected && (_subscriptions?.IsConnected ?? true)
         && _circuit.CircuitState is CircuitState.Closed or CircuitState.HalfOpen;
+
+    /// <inheritdoc />
+    public bool IsCaughtUp => _progress.Behind == 0;
 
     /// <summary>
     /// Adds the broker's resilience pipeline: a circuit breaker that opens on repeated failures. It has no timeout
@@ -147,13 +155,12 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask<StreamPosition> SubscribeAsync(string channel, CancellationToken cancellationToken = default)
     {
-        var feed = new ChannelFeed(channel);
+        var feed = new ChannelFeed(new ChannelSequencer(channel, ReadHistoryAsync, Handler, _sequencing, _progress, _logger, _stopping.Token));
         if (!_feeds.TryAdd(channel, feed))
         {
             throw new InvalidOperationException($"Channel '{channel}' is already subscribed on this node.");
         }
 
-        await feed.Gate.WaitAsync(cancellationToken);
         var pubSubName = Keys.PubSub(channel);
         try
         {
@@ -165,24 +172,21 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
             {
                 var subscriber = Multiplexer.GetSubscriber();
                 feed.Queue = await Guard(() => subscriber.SubscribeAsync(_connection.PubSubChannel(pubSubName)));
-                feed.Queue.OnMessage(message => OnMessageAsync(feed, (ReadOnlyMemory<byte>)message.Message));
+                feed.Queue.OnMessage(message => OnMessageAsync(feed, (ReadOnlyMemory<byte>)message.Message).AsTask());
             }
 
-            // Read after the subscription is confirmed: anything published later arrives through it.
+            // Read after the subscription is confirmed: anything published later arrives through it, and what arrived
+            // meanwhile the sequencer held.
             var position = (await HistoryAsync(channel, new HistoryQuery { Limit = 0 }, cancellationToken)).Position;
-            feed.Last = position;
+            _ = feed.Sequencer.Start(position);
             return position;
         }
         catch
         {
             _feeds.TryRemove(new KeyValuePair<string, ChannelFeed>(channel, feed));
-            feed.Closed = true;
+            feed.Sequencer.Close();
             await ReleaseSubscriptionAsync(feed, pubSubName);
             throw;
-        }
-        finally
-        {
-            feed.Gate.Release();
         }
     }
 
@@ -191,7 +195,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     {
         if (_feeds.TryRemove(channel, out var feed))
         {
-            feed.Closed = true;
+            feed.Sequencer.Close();
             await ReleaseSubscriptionAsync(feed, Keys.PubSub(channel));
         }
     }
@@ -266,7 +270,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
 
         foreach (var feed in _feeds.Values)
         {
-            feed.Closed = true;
+            feed.Sequencer.Close();
         }
 
         _feeds.Clear();
@@ -290,190 +294,88 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
 
     private ConnectionMultiplexer Multiplexer => _multiplexer ?? throw new InvalidOperationException("The broker was not started.");
 
-    /// <summary>A message read on the subscription connection, on its reading thread: delivered there unless the feed's gate is
-    /// held (a gap fill), in which case it waits its turn, in order (the gate's waiters are served first come, first
-    /// served). The payload is copied: the connection reads into the same buffer again.</summary>
+    /// <summary>Channels whose delivery waits for a gap fill or a catch-up from history.</summary>
+    internal int ChannelsBehind => _progress.Behind;
+
+    /// <summary>Publications delivered from history because pub/sub did not bring them.</summary>
+    internal long PublicationsFilled => _progress.Filled;
+
+    /// <summary>Times a channel's continuity was declared lost.</summary>
+    internal long ContinuityResets => _progress.Resets;
+
+    private IBrokerEventHandler Handler => _handler ?? throw new InvalidOperationException("The broker was not started.");
+
+    private ValueTask<HistoryResult> ReadHistoryAsync(string channel, StreamPosition since, int limit, CancellationToken cancellationToken) =>
+        HistoryAsync(channel, new HistoryQuery { Since = since, Limit = limit }, cancellationToken);
+
+    /// <summary>A message read on the subscription connection, on its reading thread: delivered there unless the channel's
+    /// sequencer is busy (a gap fill), which then holds it. The payload is copied: the connection reads into the same
+    /// buffer again.</summary>
     private void OnDirectMessage(string pubSubName, ReadOnlyMemory<byte> payload)
     {
         if (Keys.ChannelOf(pubSubName) is { } channel && _feeds.TryGetValue(channel, out var feed))
         {
-            _ = OnMessageAsync(feed, payload.ToArray());
+            // Nearly always complete here: only a sequencer that just opened a gap goes on in the background.
+            var delivery = OnMessageAsync(feed, payload.ToArray());
+            if (!delivery.IsCompletedSuccessfully)
+            {
+                _ = delivery.AsTask();
+            }
         }
     }
 
-    private async Task OnMessageAsync(ChannelFeed feed, ReadOnlyMemory<byte> payload)
+    private async ValueTask OnMessageAsync(ChannelFeed feed, ReadOnlyMemory<byte> payload)
     {
-        if (feed.Closed || _handler is not { } handler)
+        var sequencer = feed.Sequencer;
+        if (sequencer.IsClosed)
         {
             return;
         }
 
         try
         {
-            // The feed's last position is read without its gate: only as a string to reuse when the bytes match.
-            if (RedisEnvelope.TryReadPublication(feed.Channel, payload, feed.Last?.Epoch, out var publication))
+            if (RedisEnvelope.TryReadPublication(sequencer.Channel, payload, sequencer.KnownEpoch, out var publication))
             {
-                await feed.Gate.WaitAsync(_stopping.Token);
-                try
-                {
-                    await DeliverInOrderAsync(feed, publication!, handler);
-                }
-                finally
-                {
-                    feed.Gate.Release();
-                }
+                await sequencer.OfferAsync(publication!);
             }
             else if (RedisEnvelope.TryReadJoinLeave(payload.Span, out var join, out var entry))
             {
-                await handler.HandleJoinLeaveAsync(feed.Channel, entry!, join);
+                await Handler.HandleJoinLeaveAsync(sequencer.Channel, entry!, join);
             }
             else
             {
-                Log.BadEnvelope(_logger, feed.Channel);
+                Log.BadEnvelope(_logger, sequencer.Channel);
             }
-        }
-        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
-        {
         }
         catch (Exception ex)
         {
-            Log.DeliveryFailed(_logger, feed.Channel, ex);
+            Log.DeliveryFailed(_logger, sequencer.Channel, ex);
         }
-    }
-
-    /// <summary>Delivers <paramref name="publication"/> after anything missed before it; called with the feed's gate held.</summary>
-    private async Task DeliverInOrderAsync(ChannelFeed feed, Publication publication, IBrokerEventHandler handler)
-    {
-        if (feed.Closed || feed.Last is not { } last)
-        {
-            return;
-        }
-
-        if (!string.Equals(publication.Epoch, last.Epoch, StringComparison.Ordinal))
-        {
-            // The channel's stream was lost and restarted: nobody can vouch for what came before.
-            Log.EpochChanged(_logger, feed.Channel, last.Epoch, publication.Epoch);
-            feed.Last = new StreamPosition(publication.Offset, publication.Epoch);
-            await handler.HandleStreamResetAsync(feed.Channel);
-            return;
-        }
-
-        if (publication.Offset <= last.Offset)
-        {
-            return;
-        }
-
-        if (publication.Offset > last.Offset + 1 && !await FillGapAsync(feed, handler))
-        {
-            return;
-        }
-
-        if (publication.Offset == feed.Last!.Value.Offset + 1)
-        {
-            feed.Last = new StreamPosition(publication.Offset, publication.Epoch);
-            await handler.HandlePublicationAsync(publication);
-        }
-    }
-
-    /// <summary>Reads and delivers what was published after the feed's last position. False when continuity could not be kept.</summary>
-    private async Task<bool> FillGapAsync(ChannelFeed feed, IBrokerEventHandler handler)
-    {
-        var last = feed.Last!.Value;
-        HistoryResult history;
-        try
-        {
-            history = await HistoryAsync(feed.Channel, new HistoryQuery { Since = last }, _stopping.Token);
-        }
-        catch (BrokerUnavailableException ex)
-        {
-            Log.GapFillFailed(_logger, feed.Channel, ex.Message);
-            return await ResetAsync(feed, handler, null);
-        }
-
-        if (!history.IsCompleteSince(last))
-        {
-            return await ResetAsync(feed, handler, history.Position);
-        }
-
-        foreach (var missed in history.Publications)
-        {
-            feed.Last = new StreamPosition(missed.Offset, missed.Epoch);
-            await handler.HandlePublicationAsync(missed);
-        }
-
-        Log.GapFilled(_logger, feed.Channel, history.Publications.Count);
-        return true;
-    }
-
-    private async Task<bool> ResetAsync(ChannelFeed feed, IBrokerEventHandler handler, StreamPosition? position)
-    {
-        Log.ContinuityLost(_logger, feed.Channel);
-        if (position is { } p)
-        {
-            feed.Last = p;
-        }
-
-        await handler.HandleStreamResetAsync(feed.Channel);
-        return false;
     }
 
     private async Task ResyncAfterReconnectAsync()
     {
-        // Twice: once soon, and once after the multiplexer has surely resubscribed every channel.
-        foreach (var delay in new[] { TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(1) })
+        // At once, and again once the multiplexer has surely subscribed every channel again: a publication made
+        // between the first catch-up and its resubscription came on no connection, and no later one may show the gap.
+        ResyncAll();
+        try
         {
-            try
-            {
-                await Task.Delay(delay, _stopping.Token);
-                await ResyncAllAsync();
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            catch (Exception ex)
-            {
-                Log.ResyncFailed(_logger, ex);
-            }
+            await Task.Delay(TimeSpan.FromSeconds(1), _stopping.Token);
         }
-    }
-
-    /// <summary>Delivers whatever every subscribed channel published since this node last delivered on it.</summary>
-    internal async Task ResyncAllAsync()
-    {
-        if (_handler is not { } handler)
+        catch (OperationCanceledException)
         {
             return;
         }
 
+        ResyncAll();
+    }
+
+    /// <summary>Has every subscribed channel read back what it published since this node last delivered on it.</summary>
+    internal void ResyncAll()
+    {
         foreach (var feed in _feeds.Values)
         {
-            await feed.Gate.WaitAsync(_stopping.Token);
-            try
-            {
-                if (feed.Closed || feed.Last is not { } last)
-                {
-                    continue;
-                }
-
-                var current = await HistoryAsync(feed.Channel, new HistoryQuery { Limit = 0 }, _stopping.Token);
-                if (!string.Equals(current.Position.Epoch, last.Epoch, StringComparison.Ordinal))
-                {
-                    await ResetAsync(feed, handler, current.Position);
-                }
-                else if (current.Position.Offset > last.Offset)
-                {
-                    await FillGapAsync(feed, handler);
-                }
-            }
-            catch (BrokerUnavailableException ex)
-            {
-                Log.GapFillFailed(_logger, feed.Channel, ex.Message);
-            }
-            finally
-            {
-                feed.Gate.Release();
-            }
+            feed.Sequencer.RequestCatchUp();
         }
     }
 
@@ -529,26 +431,11 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(1000, LogLevel.Warning, "Channel '{Channel}' changed epoch from {OldEpoch} to {NewEpoch}: its history was lost.")]
-        public static partial void EpochChanged(ILogger logger, string channel, string oldEpoch, string newEpoch);
-
-        [LoggerMessage(1001, LogLevel.Information, "Filled a gap of {Count} publications on channel '{Channel}' from history.")]
-        public static partial void GapFilled(ILogger logger, string channel, int count);
-
-        [LoggerMessage(1002, LogLevel.Warning, "Channel '{Channel}' lost continuity (history no longer holds what was missed); subscribers will recover.")]
-        public static partial void ContinuityLost(ILogger logger, string channel);
-
-        [LoggerMessage(1003, LogLevel.Warning, "Could not fill a gap on channel '{Channel}': {Message}")]
-        public static partial void GapFillFailed(ILogger logger, string channel, string message);
-
         [LoggerMessage(1004, LogLevel.Error, "Delivering on channel '{Channel}' failed.")]
         public static partial void DeliveryFailed(ILogger logger, string channel, Exception exception);
 
         [LoggerMessage(1005, LogLevel.Warning, "Ignored an unreadable envelope on channel '{Channel}'.")]
         public static partial void BadEnvelope(ILogger logger, string channel);
-
-        [LoggerMessage(1006, LogLevel.Warning, "Resync after a Redis reconnect failed.")]
-        public static partial void ResyncFailed(ILogger logger, Exception exception);
 
         [LoggerMessage(1007, LogLevel.Debug, "Unsubscribing {Channel} failed: {Message}")]
         public static partial void UnsubscribeFailed(ILogger logger, string channel, string message);

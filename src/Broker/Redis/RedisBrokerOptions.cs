@@ -35,6 +35,22 @@ public sealed class RedisBrokerOptions
     public TimeSpan PositionTtl { get; set; } = TimeSpan.FromHours(24);
 
     /// <summary>
+    /// Publications a channel holds on this node while a gap in it waits for history to be readable again (after a
+    /// Redis restart, say); past it the node drops what it holds and reads it all back from history.
+    /// </summary>
+    /// <value>The default value is 10000.</value>
+    [Range(100, 1_000_000)]
+    public int MaxHeldPublications { get; set; } = 10_000;
+
+    /// <summary>
+    /// The longest wait between two attempts to read a channel's history when filling a gap; the waits grow from
+    /// 50 ms to this, with jitter. Continuity is declared lost only from what history answers, never from a failed read.
+    /// </summary>
+    /// <value>The default value is 1 second.</value>
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
+    public TimeSpan HistoryRetryMaxDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
     /// Use sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7) so each publication stays on its channel's shard.
     /// Null decides from the server: on for Redis Cluster, off otherwise.
     /// </summary>

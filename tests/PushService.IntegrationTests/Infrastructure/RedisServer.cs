@@ -118,6 +118,15 @@ public sealed class RedisServer : IAsyncDisposable
         }
     }
 
+    /// <summary>Sends the server a signal (<c>STOP</c> freezes it with its sockets open, <c>CONT</c> wakes it).</summary>
+    public async Task SignalAsync(string signal)
+    {
+        var process = _process ?? throw new InvalidOperationException("redis-server is not running.");
+        using var kill = Process.Start("kill", [$"-{signal}", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
+        await kill.WaitForExitAsync();
+        Assert.True(kill.ExitCode == 0, $"kill -{signal} {process.Id} failed");
+    }
+
     /// <summary>Sends one raw command and returns the first reply line.</summary>
     public async Task<string> CommandAsync(params string[] parts) => (await RawAsync(parts)).Split("\r\n")[0];
 

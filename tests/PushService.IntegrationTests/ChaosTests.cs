@@ -1,0 +1,219 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using PushService.IntegrationTests.Infrastructure;
+using PushService.Testing;
+using Xunit.Abstractions;
+
+namespace PushService.IntegrationTests;
+
+/// <summary>
+/// Redis failing under steady publishing, many times over, counted: two gateway processes on one real redis-server
+/// (AOF, fsync on every write), a plain contract client on node B that never resubscribes, REST publishes every
+/// 20 ms to node A. Every publish answered 200 must reach the client, in offset order, once, and the client must never
+/// be told to resubscribe: the node fills what it missed from history by itself.
+/// </summary>
+public sealed class ChaosTests(ITestOutputHelper output)
+{
+    public enum Fault
+    {
+        /// <summary>SIGKILL, restarted on the same port and data 3 s later.</summary>
+        Kill,
+
+        /// <summary><c>CLIENT PAUSE 3000 ALL</c>: every client's commands wait 3 s.</summary>
+        ClientPause,
+
+        /// <summary>SIGSTOP, SIGCONT 3 s later: the server freezes with every socket open.</summary>
+        Freeze,
+    }
+
+    private static readonly TimeSpan Before = TimeSpan.FromSeconds(1.5);
+    private static readonly TimeSpan Outage = TimeSpan.FromSeconds(3);
+
+    [Theory]
+    [InlineData(Fault.Kill, true, 20)]
+    [InlineData(Fault.Kill, false, 5)]
+    [InlineData(Fault.ClientPause, true, 5)]
+    [InlineData(Fault.ClientPause, false, 5)]
+    [InlineData(Fault.Freeze, true, 5)]
+    [InlineData(Fault.Freeze, false, 5)]
+    public async Task RedisFault_UnderSteadyPublishing_APlainSubscriberMissesNothing_AndIsNeverToldToResubscribe(Fault fault, bool ownConnections, int runs)
+    {
+        var settings = new Dictionary<string, string>
+        {
+            ["PushService:Redis:DirectSubscriptions"] = ownConnections.ToString(),
+            ["PushService:Redis:DirectPublish"] = ownConnections.ToString(),
+        };
+        await using var cluster = await TestCluster.StartAsync(2, settings);
+        var results = new List<RunResult>();
+        for (var run = 1; run <= runs; run++)
+        {
+            var result = await RunOnceAsync(cluster, fault, $"chaos-{fault}-{run}".ToLowerInvariant());
+            results.Add(result);
+            output.WriteLine($"run {run}: {result}");
+        }
+
+        var summary = string.Join('\n', results.Select((r, i) => $"run {i + 1}: {r}"));
+        output.WriteLine($"{fault}, own connections {ownConnections}: {runs} runs, {results.Sum(r => r.Acknowledged)} acknowledged, "
+            + $"{results.Sum(r => r.Missing)} missing, {results.Sum(r => r.Unsubscribed)} unsubscribed, {results.Sum(r => r.Refused)} refused with 503");
+        Assert.True(results.All(r => r.Missing == 0), $"acknowledged publications missing:\n{summary}");
+        Assert.True(results.All(r => r.Unsubscribed == 0), $"the client was told to resubscribe:\n{summary}");
+        Assert.True(results.All(r => r.OutOfOrder == 0), $"offsets out of order or repeated:\n{summary}");
+        Assert.True(results.All(r => r.Closed is null), $"the client's connection was closed:\n{summary}");
+        Assert.True(results.All(r => r.RetryAfterMissing == 0 && r.OtherFailures == 0), $"publishes failed other than with 503 and Retry-After:\n{summary}");
+
+        // The outage was real: publishing was refused (or timed out into a 503) while Redis could not serve it.
+        Assert.All(results, r => Assert.True(r.Refused > 0, $"no publish was refused during the outage:\n{summary}"));
+    }
+
+    private async Task<RunResult> RunOnceAsync(TestCluster cluster, Fault fault, string channel)
+    {
+        await using var client = await TestClient.OpenAsync(cluster.Nodes[1].WebSocketUri);
+        await client.ResultAsync(new { op = "connect" });
+        await client.ResultAsync(new { op = "subscribe", channel });
+
+        var publisher = new SteadyPublisher(cluster.Nodes[0], channel);
+        using var stop = new CancellationTokenSource();
+        var publishing = publisher.RunAsync(stop.Token);
+        await Task.Delay(Before);
+        await StartFaultAsync(cluster.Redis, fault);
+        await Task.Delay(Outage);
+        await EndFaultAsync(cluster.Redis, fault);
+
+        foreach (var node in cluster.Nodes)
+        {
+            await node.WaitUntilReadyAsync(TimeSpan.FromSeconds(30));
+        }
+
+        var target = publisher.Acknowledged.Count + 20;
+        await Poll.UntilAsync(() => publisher.Acknowledged.Count >= target, TimeSpan.FromSeconds(30),
+            () => $"{channel}: publishing did not resume ({publisher.Acknowledged.Count} acknowledged)");
+        await stop.CancelAsync();
+        await publishing;
+
+        var acknowledged = publisher.Acknowledged.Keys.ToHashSet();
+        var seen = new HashSet<int>();
+        var offsets = new List<long>();
+        var unsubscribed = 0;
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        while (!acknowledged.IsSubsetOf(seen) && !deadline.IsCancellationRequested)
+        {
+            JsonElement push;
+            try
+            {
+                push = await client.NextPushAsync(TimeSpan.FromSeconds(20));
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+
+            switch (push.GetProperty("type").GetString())
+            {
+                case "message":
+                    offsets.Add(push.GetProperty("offset").GetInt64());
+                    seen.Add(push.GetProperty("data").GetProperty("seq").GetInt32());
+                    break;
+                case "unsubscribed":
+                    unsubscribed++;
+                    break;
+            }
+        }
+
+        // Offsets as received: 1, 2, 3, … with none skipped and none twice (unacknowledged publishes that Redis did
+        // store, after a timeout, count too: they are in the channel's history).
+        var outOfOrder = offsets.Where((o, i) => o != i + 1).Count();
+        (int, string)? closed = client.State == System.Net.WebSockets.WebSocketState.Open ? null : await client.ClosedAsync(TimeSpan.FromSeconds(1));
+        return new RunResult(acknowledged.Count, acknowledged.Count(a => !seen.Contains(a)), unsubscribed, outOfOrder, publisher.Refused,
+            publisher.RetryAfterMissing, publisher.OtherFailures, closed);
+    }
+
+    private static async Task StartFaultAsync(RedisServer redis, Fault fault)
+    {
+        switch (fault)
+        {
+            case Fault.Kill:
+                redis.Kill();
+                break;
+            case Fault.ClientPause:
+                Assert.Equal("+OK", await redis.CommandAsync("CLIENT", "PAUSE", ((long)Outage.TotalMilliseconds).ToString(CultureInfo.InvariantCulture), "ALL"));
+                break;
+            case Fault.Freeze:
+                await redis.SignalAsync("STOP");
+                break;
+        }
+    }
+
+    private static async Task EndFaultAsync(RedisServer redis, Fault fault)
+    {
+        switch (fault)
+        {
+            case Fault.Kill:
+                await redis.LaunchAsync();
+                break;
+            case Fault.ClientPause:
+                // The pause ends by itself after its time.
+                break;
+            case Fault.Freeze:
+                await redis.SignalAsync("CONT");
+                break;
+        }
+    }
+
+    private sealed record RunResult(int Acknowledged, int Missing, int Unsubscribed, int OutOfOrder, int Refused, int RetryAfterMissing,
+        int OtherFailures, (int Code, string Reason)? Closed)
+    {
+        public override string ToString() =>
+            $"{Acknowledged} acknowledged, {Missing} missing, {Unsubscribed} unsubscribed, {OutOfOrder} out of order, {Refused} refused"
+            + (RetryAfterMissing + OtherFailures > 0 ? $", {RetryAfterMissing} without Retry-After, {OtherFailures} other failures" : "")
+            + (Closed is { } c ? $", closed {c.Code} {c.Reason}" : "");
+    }
+
+    /// <summary>Publishes sequence numbers to one node every 20 ms without retrying, recording every answer.</summary>
+    private sealed class SteadyPublisher(GatewayProcess node, string channel)
+    {
+        private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(10) };
+        private int _refused;
+        private int _retryAfterMissing;
+        private int _otherFailures;
+
+        public ConcurrentDictionary<int, long> Acknowledged { get; } = new();
+
+        public int Refused => Volatile.Read(ref _refused);
+
+        public int RetryAfterMissing => Volatile.Read(ref _retryAfterMissing);
+
+        public int OtherFailures => Volatile.Read(ref _otherFailures);
+
+        public async Task RunAsync(CancellationToken stop)
+        {
+            var uri = new Uri(node.BaseAddress, $"/api/v1/channels/{channel}/messages");
+            for (var sequence = 1; !stop.IsCancellationRequested; sequence++)
+            {
+                using var body = new StringContent($"{{\"data\":{{\"seq\":{sequence}}}}}", Encoding.UTF8, "application/json");
+                using var response = await _http.PostAsync(uri, body, CancellationToken.None);
+                if (response.StatusCode == HttpStatusCode.OK)
+                {
+                    var answer = JsonDocument.Parse(await response.Content.ReadAsStringAsync(CancellationToken.None)).RootElement;
+                    Acknowledged[sequence] = answer.GetProperty("offset").GetInt64();
+                }
+                else if (response.StatusCode == HttpStatusCode.ServiceUnavailable)
+                {
+                    Interlocked.Increment(ref _refused);
+                    if (response.Headers.RetryAfter is null)
+                    {
+                        Interlocked.Increment(ref _retryAfterMissing);
+                    }
+                }
+                else
+                {
+                    Interlocked.Increment(ref _otherFailures);
+                }
+
+                await Task.Delay(20, CancellationToken.None);
+            }
+        }
+    }
+}
