@@ -31,6 +31,16 @@ trap 'rm -f "$log"' EXIT
 status=0
 dotnet test PushService.sln -c Release --no-build --nologo 2>&1 | tee "$log" || status=$?
 
+# The functional suite once more with every performance switch off, as an operator would set them, so the library
+# paths (Kestrel's transport and WebSockets, socket-by-socket sends, StackExchange.Redis for pub/sub and publishing,
+# thread-pool scheduling) stay correct. PerformanceSwitchTests checks the switches were in force.
+echo "Functional tests again with every performance switch off:"
+PushService__Server__LeanTransport=false PushService__Server__DirectWebSockets=false \
+PushService__WebSocket__BatchSends=false PushService__Redis__DirectSubscriptions=false \
+PushService__Redis__DirectPublish=false PushService__Server__InlineSocketScheduling=false \
+PushService__Server__InlineSocketCompletions=false \
+  dotnet test tests/PushService.FunctionalTests -c Release --no-build --nologo 2>&1 | tee -a "$log" || status=$?
+
 # One closing line over all test projects.
 passed=$(grep -Eo 'Passed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
 failed=$(grep -Eo 'Failed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')

@@ -1,7 +1,9 @@
 using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PushService.Gateway.Configuration;
+using PushService.Gateway.Telemetry;
 using PushService.Gateway.Transport.Sockets;
 
 namespace PushService.Gateway.Connections;
@@ -24,7 +26,7 @@ internal sealed partial class SendScheduler : IAsyncDisposable
     private readonly SendLoop[] _loops;
     private int _next;
 
-    public SendScheduler(IOptions<PushServiceOptions> options, TimeProvider time, ILogger<SendScheduler> logger)
+    public SendScheduler(IOptions<PushServiceOptions> options, TimeProvider time, IMeterFactory meters, ILogger<SendScheduler> logger)
     {
         var batches = new SendBatch?[Environment.ProcessorCount];
         if (options.Value.WebSocket.BatchSends)
@@ -42,7 +44,18 @@ internal sealed partial class SendScheduler : IAsyncDisposable
         }
 
         _loops = [.. batches.Select(batch => new SendLoop(options.Value.WebSocket.WriteCoalescing, time, batch, logger))];
+
+        // Where the kernel refuses io_uring (container runtimes' default seccomp profiles do) the log says so once at
+        // start-up; this says so for as long as it lasts, and shows a loop that gave up batching after a failed submit.
+        meters.Create(PushTelemetry.Name).CreateObservableGauge("pushservice.send.batching_loops", () => BatchingLoops, "{loop}",
+            "Send loops handing their sends to the kernel in one io_uring call a round; 0 means socket by socket.");
     }
+
+    /// <summary>How many send loops batch their sends (see <see cref="SendLoop.Batches"/>).</summary>
+    public int BatchingLoops => _loops.Count(loop => loop.Batches);
+
+    /// <summary>How many send loops there are, batching or not.</summary>
+    public int Loops => _loops.Length;
 
     /// <summary>The loop a new connection is flushed by, round robin.</summary>
     public SendLoop Assign() => _loops[(int)((uint)Interlocked.Increment(ref _next) % (uint)_loops.Length)];
@@ -74,6 +87,7 @@ internal sealed partial class SendScheduler : IAsyncDisposable
         private readonly ILogger? _logger;
         private readonly long _window;
         private volatile bool _stopping;
+        private volatile bool _batchFailed;
         private long _rounds;
 
         // The timestamp the loop sleeps until, long.MaxValue while it is awake or sleeps without a deadline.
@@ -92,6 +106,9 @@ internal sealed partial class SendScheduler : IAsyncDisposable
             _window = (long)(_coalescing.TotalSeconds * _time.TimestampFrequency);
             new Thread(Run) { IsBackground = true, Name = "Push send loop" }.UnsafeStart();
         }
+
+        /// <summary>True while the loop hands its rounds' sends to the kernel in one io_uring call each.</summary>
+        public bool Batches => _batch is not null && !_batchFailed;
 
         /// <summary>Puts a connection on the list; the connection guarantees it is on it at most once at a time.</summary>
         public void Schedule(ClientConnection connection)
@@ -147,7 +164,6 @@ internal sealed partial class SendScheduler : IAsyncDisposable
         {
             // Connections that flushed less than a window ago wait here, by the time their window ends.
             var deferred = new PriorityQueue<ClientConnection, long>();
-            var batchFailed = false;
             var window = _window;
             while (true)
             {
@@ -183,12 +199,12 @@ internal sealed partial class SendScheduler : IAsyncDisposable
                 }
 
                 // The round's sends go out together; flushes they end may put their connections back on the list.
-                if (_batch is not null && !batchFailed)
+                if (_batch is not null && !_batchFailed)
                 {
                     _batch.Submit();
                     if (_batch.FailedWith != 0)
                     {
-                        batchFailed = true;
+                        _batchFailed = true;
                         if (_logger is not null)
                         {
                             Log.BatchSendsFailed(_logger, _batch.FailedWith);
