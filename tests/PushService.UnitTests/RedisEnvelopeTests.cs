@@ -21,6 +21,18 @@ public sealed class RedisEnvelopeTests
         Assert.Equal("{\"a\":1}\nsecond line", Encoding.UTF8.GetString(publication.Data.Span));
     }
 
+    [Theory]
+    [InlineData("00-trace-01")]
+    [InlineData(null)]
+    public void APublicationTheBrokerAnnounces_IsByteForByteWhatTheScriptWrites(string? trace)
+    {
+        // Where replicas must acknowledge a publication first, the broker publishes its envelope itself.
+        var made = RedisEnvelope.Publication(42, "k3j9x0qa", trace, "{\"a\":1}"u8);
+        Assert.Equal(Envelope(42, "k3j9x0qa", trace ?? "", "{\"a\":1}").ToArray(), made);
+        Assert.True(RedisEnvelope.TryReadPublication("news", made, null, out var publication));
+        Assert.Equal(trace, publication!.TraceParent);
+    }
+
     [Fact]
     public void TheChannelsKnownEpoch_IsReusedWhenItMatches_AndNotWhenItDoesNot()
     {

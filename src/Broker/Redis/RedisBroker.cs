@@ -43,6 +43,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     private ConnectionMultiplexer? _multiplexer;
     private SubscriptionConnection? _subscriptions;
     private CommandConnection? _commands;
+    private ReplicatedPublisher? _replicated;
     private RedisKeys Keys => _connection.Keys;
 
     /// <summary>Creates the broker.</summary>
@@ -58,7 +59,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     }
 
     /// <inheritdoc />
-    public bool IsAvailable => _connection.IsConnected && (_subscriptions?.IsConnected ?? true)
+    public bool IsAvailable => _connection.IsConnected && (_subscriptions?.IsConnected ?? true) && (_replicated?.IsConnected ?? true)
         && _circuit.CircuitState is CircuitState.Closed or CircuitState.HalfOpen;
 
     /// <inheritdoc />
@@ -97,6 +98,12 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
             _ = ResyncAfterReconnectAsync();
         };
 
+        if (_options.MinReplicas > 0)
+        {
+            _replicated = new ReplicatedPublisher(_options, _logger);
+            await _replicated.StartAsync(_connection.SocketManager ?? SocketManager.ThreadPool);
+        }
+
         // The broker's own connections speak plain RESP2 to one server; TLS, Sentinel and Cluster stay with the library.
         var configuration = ConfigurationOptions.Parse(_options.Configuration);
         var plain = !_connection.Sharded && configuration.EndPoints.Count == 1 && !configuration.Ssl && string.IsNullOrEmpty(configuration.ServiceName);
@@ -107,7 +114,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
 
         var server = new RespServer(configuration.EndPoints[0], configuration.User, configuration.Password,
             configuration.DefaultDatabase, configuration.ClientName ?? RedisConnection.DefaultClientName);
-        if (_options.DirectPublish)
+        if (_options.DirectPublish && _replicated is null)
         {
             _commands = new CommandConnection(server, [RedisScripts.Publish], _options.OperationTimeout, _logger);
             await _commands.StartAsync();
@@ -124,18 +131,38 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask<PublishResult> PublishAsync(string channel, ReadOnlyMemory<byte> data, PublishOptions options, CancellationToken cancellationToken = default)
     {
+        if (_replicated is { } replicated)
+        {
+            var held = new PublishCommand(Keys, channel, data, options, _options, _connection.Sharded, announce: false);
+            return Result(channel, options, await ExecuteAsync(
+                static s => s.replicated.PublishAsync(s.held, reply => s.broker.AnnounceAsync(s.channel, reply, s.data, s.options.TraceParent)),
+                (replicated, held, broker: this, channel, data, options), cancellationToken));
+        }
+
         var command = new PublishCommand(Keys, channel, data, options, _options, _connection.Sharded);
 
         // While the broker's own connection is reconnecting, the multiplexer's may still be up.
         var reply = _commands is { IsConnected: true } direct
             ? await ExecuteAsync(static s => PublishDirectAsync(s.direct, s.command), (direct, command), cancellationToken)
             : await RunAsync(async db => PublishCommand.Read(await db.ScriptEvaluateAsync(RedisScripts.Publish, command.Keys, command.Arguments)), cancellationToken);
+        return Result(channel, options, reply);
+    }
+
+    private static PublishResult Result(string channel, PublishOptions options, PublishReply reply)
+    {
         if (reply.Status < 0)
         {
             throw new IdempotencyConflictException($"The idempotency key '{options.IdempotencyKey}' was already used on channel '{channel}' with different data.");
         }
 
         return new PublishResult(new StreamPosition(reply.Offset, reply.Epoch!), Duplicate: reply.Status == 0);
+    }
+
+    /// <summary>Publishes the envelope of a publication the replicas acknowledged, as the publish script does otherwise.</summary>
+    private async Task AnnounceAsync(string channel, PublishReply reply, ReadOnlyMemory<byte> data, string? traceParent)
+    {
+        var envelope = RedisEnvelope.Publication(reply.Offset, reply.Epoch!, traceParent, data.Span);
+        await Multiplexer.GetSubscriber().PublishAsync(_connection.PubSubChannel(Keys.PubSub(channel)), envelope);
     }
 
     /// <summary>Runs the publish script by SHA, and with its text when Redis does not have it (after a restart or a
@@ -268,6 +295,11 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
             await commands.DisposeAsync();
         }
 
+        if (_replicated is { } replicated)
+        {
+            await replicated.DisposeAsync();
+        }
+
         foreach (var feed in _feeds.Values)
         {
             feed.Sequencer.Close();
@@ -288,6 +320,9 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
 
     /// <summary>How many times the broker's own command connection was made (0 without one).</summary>
     internal int CommandConnects => _commands?.Connects ?? 0;
+
+    /// <summary>Whether publishes wait for replicas (see <see cref="RedisBrokerOptions.MinReplicas"/>).</summary>
+    internal bool WaitsForReplicas => _replicated is not null;
 
     /// <summary>How many commands were sent on the broker's own command connection (0 without one).</summary>
     internal long DirectCommands => _commands?.Sent ?? 0;

@@ -35,6 +35,24 @@ public sealed class RedisBrokerOptions
     public TimeSpan PositionTtl { get; set; } = TimeSpan.FromHours(24);
 
     /// <summary>
+    /// Replicas that must hold a publication before its publish is answered (Redis <c>WAIT</c>); 0 answers once the
+    /// primary stored it. With 1 or more, a publication is announced to the nodes only after the replicas acknowledged
+    /// it, so a failover (Sentinel promoting a replica, a Redis Cluster replica taking over its primary's slots) loses
+    /// no publication that was answered 200, and no node ever delivers one that the new primary does not have. A publish
+    /// that too few replicas acknowledged within <see cref="ReplicaTimeout"/> gets 503; it may still be stored, and a
+    /// retry with the same idempotency key returns its first answer. Costs two more round trips per publish, on a
+    /// connection of its own (docs/backplane.md).
+    /// </summary>
+    /// <value>The default value is 0.</value>
+    [Range(0, 16)]
+    public int MinReplicas { get; set; }
+
+    /// <summary>How long a publish waits for <see cref="MinReplicas"/> replicas to acknowledge it.</summary>
+    /// <value>The default value is 1 second.</value>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:00:30")]
+    public TimeSpan ReplicaTimeout { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
     /// Publications a channel holds on this node while a gap in it waits for history to be readable again (after a
     /// Redis restart, say); past it the node drops what it holds and reads it all back from history.
     /// </summary>

@@ -40,19 +40,29 @@ public sealed partial class RedisConnection : IAsyncDisposable
     /// <summary>The multiplexer, connecting it on first use.</summary>
     public Task<ConnectionMultiplexer> GetAsync() => _multiplexer.Value;
 
-    private async Task<ConnectionMultiplexer> ConnectAsync()
+    /// <summary>
+    /// The configuration every multiplexer of the node is made with: it connects without failing when Redis is down and
+    /// keeps reconnecting, fails commands fast while disconnected, and times calls out after the operation timeout.
+    /// </summary>
+    internal static ConfigurationOptions Configure(RedisBrokerOptions options, SocketManager socketManager)
     {
-        var configuration = ConfigurationOptions.Parse(_options.Configuration);
+        var configuration = ConfigurationOptions.Parse(options.Configuration);
         configuration.AbortOnConnectFail = false;
         configuration.BacklogPolicy = BacklogPolicy.FailFast;
-        SocketManager = _options.DedicatedIoThreads ? SocketManager.Shared : SocketManager.ThreadPool;
-        configuration.SocketManager = SocketManager;
+        configuration.SocketManager = socketManager;
         configuration.ClientName ??= DefaultClientName;
-        var timeoutMs = (int)_options.OperationTimeout.TotalMilliseconds;
+        var timeoutMs = (int)options.OperationTimeout.TotalMilliseconds;
         configuration.AsyncTimeout = timeoutMs;
         configuration.SyncTimeout = timeoutMs;
         configuration.ConnectTimeout = Math.Max(timeoutMs, 1000);
         configuration.ReconnectRetryPolicy = new ExponentialRetry(250, 2000);
+        return configuration;
+    }
+
+    private async Task<ConnectionMultiplexer> ConnectAsync()
+    {
+        SocketManager = _options.DedicatedIoThreads ? SocketManager.Shared : SocketManager.ThreadPool;
+        var configuration = Configure(_options, SocketManager);
         var multiplexer = await ConnectionMultiplexer.ConnectAsync(configuration);
 
         // The multiplexer can report itself connected a moment before its subscription connection is: a SUBSCRIBE then

@@ -9,6 +9,13 @@ namespace PushService.Broker.Redis;
 /// </summary>
 internal static class RedisEnvelope
 {
+    /// <summary>A publication's envelope, as the publish script makes it where it publishes the publication itself.</summary>
+    public static byte[] Publication(long offset, string epoch, string? traceParent, ReadOnlySpan<byte> data)
+    {
+        var head = Encoding.UTF8.GetBytes($"m\n{offset.ToString(System.Globalization.CultureInfo.InvariantCulture)}\n{epoch}\n{traceParent}\n");
+        return [.. head, .. data];
+    }
+
     public static byte[] JoinLeave(bool join, PresenceEntry entry) =>
         Encoding.UTF8.GetBytes($"{(join ? 'j' : 'l')}\n{entry.Client}\n{entry.User}");
 

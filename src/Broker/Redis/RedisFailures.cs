@@ -8,9 +8,12 @@ namespace PushService.Broker.Redis;
 /// </summary>
 internal static class RedisFailures
 {
-    private static readonly string[] TransientServerErrors = ["LOADING", "MASTERDOWN", "READONLY", "CLUSTERDOWN", "TRYAGAIN", "BUSY"];
+    private static readonly string[] TransientServerErrors =
+        ["LOADING", "MASTERDOWN", "READONLY", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS", "UNBLOCKED"];
 
-    /// <summary>A server error Redis gives while starting, failing over or resharding.</summary>
+    /// <summary>A server error Redis gives while starting, failing over or resharding (<c>NOREPLICAS</c>: a primary with
+    /// <c>min-replicas-to-write</c> and too few replicas; <c>UNBLOCKED</c>: a <c>WAIT</c> ended by the server's change of
+    /// role).</summary>
     public static bool IsTransient(RedisServerException ex) =>
         TransientServerErrors.Any(prefix => ex.Message.StartsWith(prefix, StringComparison.Ordinal));
 

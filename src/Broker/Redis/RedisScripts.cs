@@ -12,7 +12,8 @@ internal static class RedisScripts
     /// idempotency key, and publish the envelope, atomically. Returns <c>{1, offset, epoch}</c>, <c>{0, offset, epoch}</c>
     /// for a repeated idempotency key, or <c>{-1}</c> when that key came with other data.
     /// KEYS: meta, stream, idempotency key. ARGV: data, history size, history ttl ms, idempotency window ms (0: no key),
-    /// position ttl ms, pub/sub channel, trace parent, new epoch, sharded (1/0).
+    /// position ttl ms, pub/sub channel, trace parent, new epoch, how to announce it (1: SPUBLISH, 0: PUBLISH, -: not
+    /// here, the broker publishes once replicas acknowledged it).
     /// </summary>
     public const string Publish = """
         local sha
@@ -44,11 +45,13 @@ internal static class RedisScripts
         if sha then
           redis.call('SET', KEYS[3], offset .. ':' .. epoch .. ':' .. sha, 'PX', ARGV[4])
         end
-        local envelope = 'm\n' .. offset .. '\n' .. epoch .. '\n' .. ARGV[7] .. '\n' .. ARGV[1]
-        if ARGV[9] == '1' then
-          redis.call('SPUBLISH', ARGV[6], envelope)
-        else
-          redis.call('PUBLISH', ARGV[6], envelope)
+        if ARGV[9] ~= '-' then
+          local envelope = 'm\n' .. offset .. '\n' .. epoch .. '\n' .. ARGV[7] .. '\n' .. ARGV[1]
+          if ARGV[9] == '1' then
+            redis.call('SPUBLISH', ARGV[6], envelope)
+          else
+            redis.call('PUBLISH', ARGV[6], envelope)
+          end
         end
         return {1, offset, epoch}
         """;

@@ -12,4 +12,14 @@ internal static class Poll
             await Task.Delay(20);
         }
     }
+
+    public static async Task UntilAsync(Func<Task<bool>> condition, TimeSpan timeout, Func<string>? failure = null)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, failure?.Invoke() ?? "The condition did not become true in time.");
+            await Task.Delay(50);
+        }
+    }
 }

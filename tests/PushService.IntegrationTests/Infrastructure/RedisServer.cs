@@ -127,6 +127,27 @@ public sealed class RedisServer : IAsyncDisposable
         Assert.True(kill.ExitCode == 0, $"kill -{signal} {process.Id} failed");
     }
 
+    /// <summary>
+    /// Waits until this primary has <paramref name="count"/> replicas through their first sync (<c>state=online</c>):
+    /// only those acknowledge a <c>WAIT</c> and count for <c>min-replicas-to-write</c>.
+    /// </summary>
+    public async Task WaitForOnlineReplicasAsync(int count, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var replication = await RawAsync("INFO", "replication");
+            var online = replication.Split("\r\n").Count(line => line.StartsWith("slave", StringComparison.Ordinal) && line.Contains("state=online", StringComparison.Ordinal));
+            if (online >= count)
+            {
+                return;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"The primary on {Port} has {online} of {count} replicas online: {replication}");
+            await Task.Delay(50);
+        }
+    }
+
     /// <summary>Sends one raw command and returns the first reply line.</summary>
     public async Task<string> CommandAsync(params string[] parts) => (await RawAsync(parts)).Split("\r\n")[0];
 

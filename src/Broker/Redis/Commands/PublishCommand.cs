@@ -26,7 +26,11 @@ internal sealed class PublishCommand
     private readonly long[] _numbers;
     private readonly string[] _strings;
 
-    public PublishCommand(RedisKeys keys, string channel, ReadOnlyMemory<byte> data, PublishOptions options, RedisBrokerOptions broker, bool sharded)
+    /// <summary>The script's keys and arguments for one publication. With <paramref name="announce"/> false the script
+    /// stores it without publishing its envelope, which the broker publishes once replicas acknowledged it
+    /// (<see cref="RedisBrokerOptions.MinReplicas"/>).</summary>
+    public PublishCommand(RedisKeys keys, string channel, ReadOnlyMemory<byte> data, PublishOptions options, RedisBrokerOptions broker, bool sharded,
+        bool announce = true)
     {
         var key = options.IdempotencyKey;
         _keys = [(string)keys.Meta(channel)!, (string)keys.Stream(channel)!, (string)keys.Idempotency(channel, key ?? "")!];
@@ -38,8 +42,11 @@ internal sealed class PublishCommand
             key is null ? 0 : (long)broker.IdempotencyWindow.TotalMilliseconds,
             (long)broker.PositionTtl.TotalMilliseconds,
         ];
-        _strings = [keys.PubSub(channel), options.TraceParent ?? "", Epochs.New(), sharded ? "1" : "0"];
+        _strings = [keys.PubSub(channel), options.TraceParent ?? "", Epochs.New(), !announce ? "-" : sharded ? "1" : "0"];
     }
+
+    /// <summary>The channel's meta key, which names the slot (and so the server) its publications are stored on.</summary>
+    public RedisKey MetaKey => _keys[0];
 
     /// <summary>The keys, for StackExchange.Redis.</summary>
     public RedisKey[] Keys => [.. _keys.Select(k => (RedisKey)k)];
