@@ -6,6 +6,7 @@ using PushService.Gateway.Api;
 using PushService.Gateway.Auth;
 using PushService.Gateway.Connections;
 using PushService.Gateway.Draining;
+using PushService.Gateway.Sdk;
 
 namespace Microsoft.AspNetCore.Builder;
 
@@ -41,6 +42,7 @@ public static class PushEndpointRouteBuilderExtensions
         api.MapGet("/info", PushApi.InfoAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Read));
         api.MapPost("/users/{user}/disconnect", PushApi.DisconnectUserAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Admin));
 
+        app.MapBrowserSdk();
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapGet("/readyz", (IBroker broker, DrainState drain) =>
             drain.IsDraining ? Results.Text("draining", statusCode: StatusCodes.Status503ServiceUnavailable)

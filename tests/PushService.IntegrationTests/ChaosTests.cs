@@ -119,7 +119,7 @@ public sealed class ChaosTests(ITestOutputHelper output)
         var outOfOrder = offsets.Where((o, i) => o != i + 1).Count();
         (int, string)? closed = client.State == System.Net.WebSockets.WebSocketState.Open ? null : await client.ClosedAsync(TimeSpan.FromSeconds(1));
         return new RunResult(acknowledged.Count, acknowledged.Count(a => !seen.Contains(a)), unsubscribed, outOfOrder, publisher.Refused,
-            publisher.RetryAfterMissing, publisher.OtherFailures, closed);
+            publisher.RetryAfterMissing, publisher.OtherFailures, closed, string.Join(" | ", publisher.OtherAnswers));
     }
 
     /// <summary>The fault, and 3 s later its end.</summary>
@@ -249,11 +249,11 @@ public sealed class ChaosTests(ITestOutputHelper output)
     }
 
     private sealed record RunResult(int Acknowledged, int Missing, int Unsubscribed, int OutOfOrder, int Refused, int RetryAfterMissing,
-        int OtherFailures, (int Code, string Reason)? Closed)
+        int OtherFailures, (int Code, string Reason)? Closed, string OtherAnswers)
     {
         public override string ToString() =>
             $"{Acknowledged} acknowledged, {Missing} missing, {Unsubscribed} unsubscribed, {OutOfOrder} out of order, {Refused} refused"
-            + (RetryAfterMissing + OtherFailures > 0 ? $", {RetryAfterMissing} without Retry-After, {OtherFailures} other failures" : "")
+            + (RetryAfterMissing + OtherFailures > 0 ? $", {RetryAfterMissing} without Retry-After, {OtherFailures} other failures ({OtherAnswers})" : "")
             + (Closed is { } c ? $", closed {c.Code} {c.Reason}" : "");
     }
 
@@ -272,6 +272,9 @@ public sealed class ChaosTests(ITestOutputHelper output)
         public int RetryAfterMissing => Volatile.Read(ref _retryAfterMissing);
 
         public int OtherFailures => Volatile.Read(ref _otherFailures);
+
+        /// <summary>The first few answers that were neither 200 nor 503, for the failure message.</summary>
+        public ConcurrentQueue<string> OtherAnswers { get; } = new();
 
         public async Task RunAsync(CancellationToken stop)
         {
@@ -295,7 +298,10 @@ public sealed class ChaosTests(ITestOutputHelper output)
                 }
                 else
                 {
-                    Interlocked.Increment(ref _otherFailures);
+                    if (Interlocked.Increment(ref _otherFailures) <= 3)
+                    {
+                        OtherAnswers.Enqueue($"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(CancellationToken.None)}");
+                    }
                 }
 
                 await Task.Delay(20, CancellationToken.None);

@@ -278,6 +278,42 @@ public sealed class RedisBrokerTests : IAsyncLifetime
         Assert.IsType<StackExchange.Redis.RedisTimeoutException>(failure.InnerException);
     }
 
+    [Fact]
+    public async Task ACatchUpThatCannotReadHistory_KeepsTheNodeBehind_UntilItCan_AndLosesNothing()
+    {
+        var (node, handler) = await NodeAsync();
+        await node.SubscribeAsync("behind");
+        await node.PublishAsync("behind", Json("1"), Keep);
+        await handler.WaitForAsync("behind", 1);
+
+        // Offset 2 is stored as the publish script would store it, but never reaches the node on pub/sub.
+        Assert.Equal(":2", await _redis.CommandAsync("HINCRBY", "ps:{behind}:m", "o", "1"));
+        var expires = (DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 60_000).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await _redis.CommandAsync("XADD", "ps:{behind}:s", "*", "o", "2", "x", expires, "d", "\"missed\"");
+
+        // A catch-up while Redis is frozen: its history read cannot be answered, which is no loss, only a wait.
+        await _redis.SignalAsync("STOP");
+        try
+        {
+            node.ResyncAll();
+            Assert.False(node.IsCaughtUp);
+            Assert.Equal(1, node.ChannelsBehind);
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            Assert.False(node.IsCaughtUp);
+        }
+        finally
+        {
+            await _redis.SignalAsync("CONT");
+        }
+
+        await WaitUntilAsync(() => node.IsCaughtUp, TimeSpan.FromSeconds(20));
+        var delivered = await handler.WaitForAsync("behind", 2);
+        Assert.Equal([1L, 2], delivered.Select(p => p.Offset));
+        Assert.Empty(handler.Resets);
+        Assert.Equal(0, node.ContinuityResets);
+        Assert.Equal(1, node.PublicationsFilled);
+    }
+
     private static async Task<PublishResult> PublishWhenAvailableAsync(IBroker broker, string channel, string data)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);

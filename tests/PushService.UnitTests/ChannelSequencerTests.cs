@@ -21,7 +21,7 @@ public sealed class ChannelSequencerTests
 
     private ChannelSequencer NewSequencer(int maxHeld = 10_000, int pageSize = 1000) =>
         new(Channel, _history.ReadAsync, _handler, new SequencerSettings { Time = _time, MaxHeld = maxHeld, PageSize = pageSize },
-            _progress, NullLogger.Instance, CancellationToken.None);
+            _progress, NullLogger.Instance);
 
     private async Task<ChannelSequencer> StartedAsync(int maxHeld = 10_000, int pageSize = 1000)
     {

@@ -182,7 +182,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask<StreamPosition> SubscribeAsync(string channel, CancellationToken cancellationToken = default)
     {
-        var feed = new ChannelFeed(new ChannelSequencer(channel, ReadHistoryAsync, Handler, _sequencing, _progress, _logger, _stopping.Token));
+        var feed = new ChannelFeed(new ChannelSequencer(channel, ReadHistoryAsync, Handler, _sequencing, _progress, _logger));
         if (!_feeds.TryAdd(channel, feed))
         {
             throw new InvalidOperationException($"Channel '{channel}' is already subscribed on this node.");

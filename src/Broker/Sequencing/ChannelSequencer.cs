@@ -32,16 +32,19 @@ internal sealed partial class ChannelSequencer
     private readonly SequencerSettings _settings;
     private readonly SequencerProgress _progress;
     private readonly ILogger _logger;
-    private readonly CancellationTokenSource _closed;
+    // Not linked to the broker's stopping token, which would keep a registration per channel ever subscribed: the
+    // broker closes every sequencer when it stops.
+    private readonly CancellationTokenSource _closed = new();
     private readonly List<Publication> _held = [];
     private readonly Queue<string> _retiredEpochs = new();
     private StreamPosition? _last;
     private bool _working;
     private bool _catchUpWanted;
     private bool _behind;
+    private volatile bool _closeRequested;
 
     public ChannelSequencer(string channel, HistoryReader history, IBrokerEventHandler handler, SequencerSettings settings,
-        SequencerProgress progress, ILogger logger, CancellationToken stopping)
+        SequencerProgress progress, ILogger logger)
     {
         _channel = channel;
         _history = history;
@@ -49,7 +52,6 @@ internal sealed partial class ChannelSequencer
         _settings = settings;
         _progress = progress;
         _logger = logger;
-        _closed = CancellationTokenSource.CreateLinkedTokenSource(stopping);
 
         // Until Start, whatever arrives is held: the subscriber owns the work until it knows where delivery starts.
         _working = true;
@@ -86,7 +88,7 @@ internal sealed partial class ChannelSequencer
         }
     }
 
-    public bool IsClosed => _closed.IsCancellationRequested;
+    public bool IsClosed => _closeRequested;
 
     /// <summary>Sets where delivery starts (the position read once the subscription was in place) and delivers what arrived meanwhile.</summary>
     public Task Start(StreamPosition position)
@@ -109,7 +111,7 @@ internal sealed partial class ChannelSequencer
     {
         lock (_lock)
         {
-            if (_closed.IsCancellationRequested)
+            if (_closeRequested)
             {
                 return default;
             }
@@ -153,7 +155,7 @@ internal sealed partial class ChannelSequencer
     {
         lock (_lock)
         {
-            if (_closed.IsCancellationRequested)
+            if (_closeRequested)
             {
                 return;
             }
@@ -176,15 +178,18 @@ internal sealed partial class ChannelSequencer
     {
         lock (_lock)
         {
-            if (_closed.IsCancellationRequested)
+            if (_closeRequested)
             {
                 return;
             }
 
-            _closed.Cancel();
+            _closeRequested = true;
             _held.Clear();
             SetBehind(false);
         }
+
+        // Outside the lock: a waiting fill's continuation may run right here.
+        _closed.Cancel();
     }
 
     private async Task FinishAfterAsync(ValueTask delivery)
@@ -229,7 +234,7 @@ internal sealed partial class ChannelSequencer
                 {
                     lock (_lock)
                     {
-                        if (_closed.IsCancellationRequested || (_held.Count == 0 && !_catchUpWanted))
+                        if (_closeRequested || (_held.Count == 0 && !_catchUpWanted))
                         {
                             _working = false;
                             return;
@@ -267,7 +272,7 @@ internal sealed partial class ChannelSequencer
         }
         catch (Exception ex)
         {
-            if (ex is not OperationCanceledException || !_closed.IsCancellationRequested)
+            if (ex is not OperationCanceledException || !_closeRequested)
             {
                 // Not expected (the handler's faults are caught where it is called); the next publication starts anew.
                 Log.SequencerFailed(_logger, _channel, ex);
@@ -285,7 +290,7 @@ internal sealed partial class ChannelSequencer
         StreamPosition last;
         lock (_lock)
         {
-            if (_closed.IsCancellationRequested || _last is null)
+            if (_closeRequested || _last is null)
             {
                 return;
             }
@@ -368,7 +373,7 @@ internal sealed partial class ChannelSequencer
             {
                 history = await ReadAsync(last);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException || !_closed.IsCancellationRequested)
+            catch (Exception ex) when (ex is not OperationCanceledException || !_closeRequested)
             {
                 failures++;
                 if (failures == 1)
@@ -417,7 +422,7 @@ internal sealed partial class ChannelSequencer
 
                 lock (_lock)
                 {
-                    if (_closed.IsCancellationRequested)
+                    if (_closeRequested)
                     {
                         return;
                     }
@@ -463,7 +468,7 @@ internal sealed partial class ChannelSequencer
     {
         lock (_lock)
         {
-            if (_closed.IsCancellationRequested)
+            if (_closeRequested)
             {
                 return;
             }
@@ -524,7 +529,7 @@ internal sealed partial class ChannelSequencer
 
     private void SetBehind(bool behind)
     {
-        if (_behind != behind && (!behind || !_closed.IsCancellationRequested))
+        if (_behind != behind && (!behind || !_closeRequested))
         {
             _behind = behind;
             _progress.ChangeBehind(behind ? 1 : -1);
