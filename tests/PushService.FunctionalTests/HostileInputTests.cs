@@ -57,6 +57,17 @@ public sealed class HostileInputTests : IAsyncLifetime
 
     private async Task<TestClient> AnonymousAsync() => await _host.ConnectAsync();
 
+    /// <summary>Stops the steady stream: the well-behaved client got every message, in order, and the node is healthy.</summary>
+    private async Task AssertTheWellBehavedClientMissedNothingAsync()
+    {
+        await _stop.CancelAsync();
+        var published = await _publishing;
+        var messages = await _steady.MessagesAsync("steady", published);
+        Assert.Equal(Enumerable.Range(1, published), messages.Select(m => m.GetProperty("data").GetInt32()));
+        Assert.Equal("ok", await _host.Http.GetStringAsync("/healthz"));
+        Assert.Equal("ready", await _host.Http.GetStringAsync("/readyz"));
+    }
+
     private static async Task ExpectCloseAsync(TestClient client, int code)
     {
         var (closeCode, _) = await client.ClosedAsync();
@@ -165,12 +176,7 @@ public sealed class HostileInputTests : IAsyncLifetime
             await ExpectCloseAsync(flood, 4029);
         }
 
-        await _stop.CancelAsync();
-        var published = await _publishing;
-        var messages = await _steady.MessagesAsync("steady", published);
-        Assert.Equal(Enumerable.Range(1, published), messages.Select(m => m.GetProperty("data").GetInt32()));
-        Assert.Equal("ok", await _host.Http.GetStringAsync("/healthz"));
-        Assert.Equal("ready", await _host.Http.GetStringAsync("/readyz"));
+        await AssertTheWellBehavedClientMissedNothingAsync();
     }
     /// <summary>
     /// Fuzzed frames from many connections at once, against the real node: mutated valid frames and random headers.
@@ -210,12 +216,7 @@ public sealed class HostileInputTests : IAsyncLifetime
         Assert.Contains(1002, codes);
         Assert.Contains(4000, codes);
 
-        await _stop.CancelAsync();
-        var published = await _publishing;
-        var messages = await _steady.MessagesAsync("steady", published);
-        Assert.Equal(Enumerable.Range(1, published), messages.Select(m => m.GetProperty("data").GetInt32()));
-        Assert.Equal("ok", await _host.Http.GetStringAsync("/healthz"));
-        Assert.Equal("ready", await _host.Http.GetStringAsync("/readyz"));
+        await AssertTheWellBehavedClientMissedNothingAsync();
     }
 
     /// <summary>

@@ -14,74 +14,9 @@ namespace PushService.IntegrationTests;
 /// </summary>
 public sealed class FailureTests
 {
-    /// <summary>Publishes sequence numbers round-robin over the nodes without retrying, recording every answer.</summary>
-    private sealed class SteadyPublisher(IReadOnlyList<GatewayProcess> nodes, string channel)
-    {
-        private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(10) };
-
-        public ConcurrentDictionary<int, long> Acknowledged { get; } = new();
-
-        public int Unavailable;
-        public int RetryAfterMissing;
-        public int OtherFailures;
-        public Func<int, bool> UseNode { get; set; } = _ => true;
-
-        public async Task RunAsync(CancellationToken stop)
-        {
-            var sequence = 0;
-            while (!stop.IsCancellationRequested)
-            {
-                sequence++;
-                var candidates = Enumerable.Range(0, nodes.Count).Where(UseNode).ToList();
-                var node = nodes[candidates[sequence % candidates.Count]];
-                try
-                {
-                    using var response = await _http.PostAsync(new Uri(node.BaseAddress, $"/api/v1/channels/{channel}/messages"),
-                        new StringContent($"{{\"data\":{{\"seq\":{sequence}}}}}", Encoding.UTF8, "application/json"), CancellationToken.None);
-                    if (response.StatusCode == HttpStatusCode.OK)
-                    {
-                        var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
-                        Acknowledged[sequence] = body.GetProperty("offset").GetInt64();
-                    }
-                    else if (response.StatusCode == HttpStatusCode.ServiceUnavailable)
-                    {
-                        Interlocked.Increment(ref Unavailable);
-                        if (response.Headers.RetryAfter is null)
-                        {
-                            Interlocked.Increment(ref RetryAfterMissing);
-                        }
-                    }
-                    else
-                    {
-                        Interlocked.Increment(ref OtherFailures);
-                    }
-                }
-                catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
-                {
-                    // A node that was just killed refuses connections; that is not an acknowledged publish.
-                    Interlocked.Increment(ref OtherFailures);
-                }
-
-                await Task.Delay(10, CancellationToken.None);
-            }
-        }
-
-        /// <summary>
-        /// Waits until <paramref name="count"/> more publishes than now have been answered as counted by
-        /// <paramref name="counter"/>. Phases are measured in answers, not wall time, so a slow machine stretches the
-        /// test instead of thinning it out.
-        /// </summary>
-        public Task WaitForMoreAsync(Func<SteadyPublisher, int> counter, int count, string what)
-        {
-            var target = counter(this) + count;
-            return Poll.UntilAsync(() => counter(this) >= target, TimeSpan.FromSeconds(60),
-                () => $"waited 60 s for {count} more {what}; got {counter(this) - target + count}");
-        }
-    }
-
     private static int AcknowledgedCount(SteadyPublisher p) => p.Acknowledged.Count;
 
-    private static int UnavailableCount(SteadyPublisher p) => Volatile.Read(ref p.Unavailable);
+    private static int UnavailableCount(SteadyPublisher p) => p.Unavailable;
 
     /// <summary>Reads a subscription until it has every acknowledged sequence number, checking order and continuity.</summary>
     private static async Task<List<ChannelEvent>> ReceiveAllAsync(PushSubscription subscription, IReadOnlyCollection<int> acknowledged, TimeSpan timeout)
@@ -124,7 +59,7 @@ public sealed class FailureTests
             subscriptions.Add((client, await client.SubscribeAsync("ticker")));
         }
 
-        var publisher = new SteadyPublisher(cluster.Nodes, "ticker");
+        var publisher = new SteadyPublisher(cluster.Nodes, "ticker", TimeSpan.FromMilliseconds(10));
         using var stop = new CancellationTokenSource();
         var publishing = publisher.RunAsync(stop.Token);
 
@@ -166,7 +101,7 @@ public sealed class FailureTests
         var elsewhereSubscription = await elsewhere.SubscribeAsync("stream");
         Assert.All(onVictim, c => Assert.Equal("node-1", c.Client.NodeId));
 
-        var publisher = new SteadyPublisher(cluster.Nodes, "stream") { UseNode = i => i != 0 };
+        var publisher = new SteadyPublisher(cluster.Nodes, "stream", TimeSpan.FromMilliseconds(10)) { UseNode = i => i != 0 };
         using var stop = new CancellationTokenSource();
         var publishing = publisher.RunAsync(stop.Token);
         await publisher.WaitForMoreAsync(AcknowledgedCount, 20, "acknowledged publishes before the kill");

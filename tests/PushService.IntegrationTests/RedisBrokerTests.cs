@@ -314,6 +314,32 @@ public sealed class RedisBrokerTests : IAsyncLifetime
         Assert.Equal(1, node.PublicationsFilled);
     }
 
+    /// <summary>
+    /// <c>PushService:Redis:MinReplicas</c>: a publish is answered only once the replica holds it, and announced to the
+    /// nodes only then; with no replica to hold it, it is refused and announced to nobody.
+    /// </summary>
+    [Fact]
+    public async Task WithMinReplicas_WithoutAReplica_APublishIsRefused_AndAnnouncedToNobody_ButWithOne_ItIsAnsweredAndDelivered()
+    {
+        var (broker, handler) = await NodeAsync(o => (o.MinReplicas, o.ReplicaTimeout) = (1, TimeSpan.FromMilliseconds(300)));
+        Assert.True(broker.WaitsForReplicas);
+        Assert.False(broker.PublishesDirectly);
+        await broker.SubscribeAsync("r");
+
+        var refused = await Assert.ThrowsAsync<BrokerUnavailableException>(async () => await broker.PublishAsync("r", "1"u8.ToArray(), Keep));
+        Assert.Contains("0 of 1 replicas", refused.Message, StringComparison.Ordinal);
+
+        await using var replica = await RedisServer.StartAsync("--replicaof", "127.0.0.1", _redis.Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await _redis.WaitForOnlineReplicasAsync(1, TimeSpan.FromSeconds(30));
+
+        // The refused one was stored all the same: the replica has it too now, and the next publication's gap brings it.
+        var answered = await broker.PublishAsync("r", "2"u8.ToArray(), Keep);
+        Assert.Equal(2, answered.Position.Offset);
+        var delivered = await handler.WaitForAsync("r", 2);
+        Assert.Equal(["1", "2"], delivered.Select(p => Encoding.UTF8.GetString(p.Data.Span)));
+        Assert.Equal(":2", await replica.CommandAsync("XLEN", "ps:{r}:s"));
+    }
+
     private static async Task<PublishResult> PublishWhenAvailableAsync(IBroker broker, string channel, string data)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);

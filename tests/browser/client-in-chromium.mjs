@@ -5,6 +5,7 @@
 // stdout: a JSON report of what the pages received and did. The numbers are judged by the caller, not here.
 import http from "node:http";
 import crypto from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { chromium } from "playwright-core";
 
 const input = JSON.parse(process.env.PUSH_BROWSER_TEST ?? "{}");
@@ -141,6 +142,24 @@ const browser = await chromium.launch({
 });
 const report = {};
 try {
+  // 0. The same module in Node itself, on Node 20's global WebSocket (run with --experimental-websocket).
+  {
+    const { PushClient } = await import(`${new URL("../../src/Sdk/js/dist/push.js", import.meta.url)}`);
+    const client = new PushClient({ endpoints: [second.ws], token: async () => token("node-user", 60) });
+    const received = [];
+    await new Promise((resolve) => client.subscribe("node-client", { onMessage: (m) => received.push(m.data.seq), onSubscribed: resolve }));
+    const publishing = publisher(second, "node-client", 10);
+    await publishing.until(20);
+    await publishing.stop();
+    const deadline = Date.now() + 10_000;
+    while (!publishing.acknowledged.every((seq) => received.includes(seq)) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+
+    report.node = { received, acknowledged: publishing.acknowledged, shown: received.length, globalWebSocket: typeof globalThis.WebSocket };
+    client.close();
+  }
+
   // 1. Tokens that live 6 s, on one node for 14 s: the page refreshes its token on the same connection, and receives.
   {
     const { tab, errors } = await openPage(browser, "/refresh.html", [second.ws], "browser-refresh");
@@ -151,7 +170,67 @@ try {
     await tab.close();
   }
 
-  // 2. The page's node SIGKILLed while publishing goes on through the other: the page reconnects there and recovers.
+  // 2. The chat sample, as served to users, in two tabs on the second node: what one sends, both show.
+  {
+    const html = (await readFile(new URL("../../samples/chat/index.html", import.meta.url), "utf8")).replaceAll("http://localhost:5000", second.http);
+    pages.set("/chat.html", html);
+    const tabs = [];
+    for (const user of ["alice", "bob"]) {
+      const tab = await browser.newPage();
+      const errors = [];
+      tab.on("pageerror", (error) => errors.push(String(error)));
+      await tab.goto(`${origin}/chat.html`);
+      await tab.waitForFunction(() => document.getElementById("state").textContent === "connected", null, { timeout: 20_000 });
+      await tab.fill("input[name=user]", user);
+      tabs.push({ user, tab, errors });
+    }
+
+    await tabs[0].tab.waitForFunction(() => document.getElementById("people").textContent === "2 here", null, { timeout: 10_000 }).catch(() => undefined);
+    await tabs[0].tab.fill("input[name=text]", "hi bob");
+    await tabs[0].tab.press("input[name=text]", "Enter");
+    report.chat = {};
+    for (const { user, tab, errors } of tabs) {
+      await tab.waitForFunction(() => document.querySelectorAll("#messages li.message").length > 0, null, { timeout: 10_000 }).catch(() => undefined);
+      report.chat[user] = {
+        messages: await tab.$$eval("#messages li.message", (items) => items.map((item) => item.textContent)),
+        people: await tab.textContent("#people"),
+        errors,
+      };
+    }
+
+    // Closed only once both were read: the first to leave would change the other's count.
+    for (const { tab } of tabs) {
+      await tab.close();
+    }
+  }
+
+  // 3. The dashboard sample: readings published before the page opened come from history, later ones live, once each.
+  {
+    const publish = async (load) => {
+      const answer = await fetch(`${second.http}/api/v1/channels/dashboard:load/messages`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ data: { at: Date.now(), load } }),
+      });
+      return answer.status;
+    };
+    const statuses = [];
+    for (const load of [10, 20, 30, 40, 50]) statuses.push(await publish(load));
+    const html = (await readFile(new URL("../../samples/dashboard/index.html", import.meta.url), "utf8")).replaceAll("http://localhost:5000", second.http);
+    pages.set("/dashboard.html", html);
+    const tab = await browser.newPage();
+    const errors = [];
+    tab.on("pageerror", (error) => errors.push(String(error)));
+    await tab.goto(`${origin}/dashboard.html`);
+    await tab.waitForFunction(() => document.getElementById("value").textContent === "50%", null, { timeout: 20_000 }).catch(() => undefined);
+    const fromHistory = await tab.getAttribute("#line", "points");
+    for (const load of [60, 70]) statuses.push(await publish(load));
+    await tab.waitForFunction(() => document.getElementById("value").textContent === "70%", null, { timeout: 10_000 }).catch(() => undefined);
+    report.dashboard = { statuses, fromHistory, live: await tab.getAttribute("#line", "points"), value: await tab.textContent("#value"), errors };
+    await tab.close();
+  }
+
+  // 4. The page's node SIGKILLed while publishing goes on through the other: the page reconnects there and recovers.
   {
     const { tab, errors } = await openPage(browser, "/failover.html", [first.ws, second.ws], "browser-failover");
     const before = await tab.evaluate(() => window.client.nodeId);
