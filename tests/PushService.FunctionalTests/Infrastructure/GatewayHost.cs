@@ -51,6 +51,9 @@ public sealed class GatewayHost : IAsyncDisposable
     {
         var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(builder =>
         {
+            // As operators run it: the factory's default, Development, would add appsettings.Development.json (what
+            // `dotnet run` gives the samples), and the tests configure what they need themselves.
+            builder.UseEnvironment("Production");
             builder.UseSetting("Urls", "http://127.0.0.1:0");
             builder.UseSetting("Logging:LogLevel:Default", "Warning");
             foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
