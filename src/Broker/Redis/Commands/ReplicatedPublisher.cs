@@ -53,9 +53,20 @@ internal sealed partial class ReplicatedPublisher : IAsyncDisposable
             return reply;
         }
 
-        // The server that stored it: under Redis Cluster the channel's slot names it, elsewhere it is the primary.
-        var server = multiplexer.GetServer(command.MetaKey);
-        var acknowledged = (long)await server.ExecuteAsync("WAIT", _options.MinReplicas, (long)_options.ReplicaTimeout.TotalMilliseconds);
+        long acknowledged;
+        try
+        {
+            // The server that stored it: under Redis Cluster the channel's slot names it, elsewhere it is the primary.
+            var server = multiplexer.GetServer(command.MetaKey);
+            acknowledged = (long)await server.ExecuteAsync("WAIT", _options.MinReplicas, (long)_options.ReplicaTimeout.TotalMilliseconds);
+        }
+        catch (Exception ex) when (ex is RedisException or InvalidOperationException)
+        {
+            // Right after a failover the slot map can still name the old primary, now a replica, which refuses WAIT;
+            // or the server is gone. Either way replication is not confirmed: the publish must not be answered 200.
+            throw new BrokerUnavailableException($"Could not confirm the publication's replication: {ex.Message}", ex) { RetryAfter = _options.BreakDuration };
+        }
+
         if (acknowledged < _options.MinReplicas)
         {
             Log.TooFewReplicas(_logger, acknowledged, _options.MinReplicas);
