@@ -1,7 +1,3 @@
-using System.Collections.Concurrent;
-using System.Globalization;
-using System.Net;
-using System.Text;
 using System.Text.Json;
 using PushService.Client;
 using PushService.IntegrationTests.Infrastructure;
