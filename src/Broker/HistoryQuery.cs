@@ -22,14 +22,33 @@ public sealed record HistoryResult(StreamPosition Position, IReadOnlyList<Public
     /// True when <paramref name="since"/> is in the current epoch and every publication after it up to the current
     /// position was returned: a subscriber that had seen up to <paramref name="since"/> missed nothing.
     /// </summary>
-    public bool IsCompleteSince(StreamPosition since)
+    public bool IsCompleteSince(StreamPosition since) => ContinuesFrom(since) && Publications.Count == Position.Offset - since.Offset;
+
+    /// <summary>
+    /// True when <paramref name="since"/> is in the current epoch, not past the current position, and the publications
+    /// returned are the ones right after it, none missing between them: all of them, or the first of them as a page read
+    /// with a limit returns. An empty answer continues only when nothing was published after <paramref name="since"/>.
+    /// </summary>
+    public bool ContinuesFrom(StreamPosition since)
     {
         if (!string.Equals(since.Epoch, Position.Epoch, StringComparison.Ordinal) || since.Offset > Position.Offset)
         {
             return false;
         }
 
-        var missed = Position.Offset - since.Offset;
-        return Publications.Count == missed && (missed == 0 || Publications[0].Offset == since.Offset + 1);
+        if (Publications.Count == 0)
+        {
+            return since.Offset == Position.Offset;
+        }
+
+        for (var i = 0; i < Publications.Count; i++)
+        {
+            if (Publications[i].Offset != since.Offset + 1 + i)
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 }

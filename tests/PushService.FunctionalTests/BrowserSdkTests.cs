@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using PushService.FunctionalTests.Infrastructure;
+using PushService.Testing;
 
 namespace PushService.FunctionalTests;
 
@@ -20,7 +21,7 @@ public sealed class BrowserSdkTests
         Assert.Equal(TimeSpan.FromMinutes(5), response.Headers.CacheControl?.MaxAge);
 
         // Byte for byte the committed build of src/Sdk/js, which the test command checks against a fresh one.
-        var built = await File.ReadAllBytesAsync(Path.Combine(RepositoryRoot(), "src", "Sdk", "js", "dist", "push.js"));
+        var built = await File.ReadAllBytesAsync(Path.Combine(Repository.Root, "src", "Sdk", "js", "dist", "push.js"));
         Assert.Equal(built, await response.Content.ReadAsByteArrayAsync());
 
         using var again = new HttpRequestMessage(HttpMethod.Get, "/sdk/push.js");
@@ -33,14 +34,4 @@ public sealed class BrowserSdkTests
         Assert.Equal(HttpStatusCode.OK, (await host.Http.SendAsync(stale)).StatusCode);
     }
 
-    private static string RepositoryRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "PushService.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return directory?.FullName ?? throw new InvalidOperationException("PushService.sln not found above the test assembly.");
-    }
 }

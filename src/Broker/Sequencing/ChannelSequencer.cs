@@ -399,27 +399,17 @@ internal sealed partial class ChannelSequencer
                 return;
             }
 
-            var publications = history.Publications;
-            var expected = last.Offset + 1;
-            var complete = history.Position.Offset >= last.Offset
-                && (publications.Count > 0 ? publications[0].Offset == expected : history.Position.Offset == last.Offset);
-            if (!complete)
+            // Trimmed by size, expired by age, or in a namespace without history: what was missed is gone.
+            if (!history.ContinuesFrom(last))
             {
                 Log.ContinuityLost(_logger, _channel, last.Offset, history.Position.Offset);
                 await ResetAsync(history.Position);
                 return;
             }
 
+            var publications = history.Publications;
             foreach (var missed in publications)
             {
-                if (missed.Offset != expected)
-                {
-                    // An entry in the middle expired or was trimmed while the rest survived.
-                    Log.ContinuityLost(_logger, _channel, expected - 1, history.Position.Offset);
-                    await ResetAsync(history.Position);
-                    return;
-                }
-
                 lock (_lock)
                 {
                     if (_closeRequested)
@@ -431,11 +421,10 @@ internal sealed partial class ChannelSequencer
                 }
 
                 await DeliverAsync(missed);
-                expected++;
                 filled++;
             }
 
-            if (publications.Count < _settings.PageSize || expected - 1 >= history.Position.Offset)
+            if (publications.Count < _settings.PageSize || publications[^1].Offset >= history.Position.Offset)
             {
                 // A short page ends at the channel's position as it was read; anything newer comes on pub/sub or in
                 // the next catch-up.

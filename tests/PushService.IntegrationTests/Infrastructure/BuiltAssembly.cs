@@ -11,16 +11,5 @@ public static class BuiltAssembly
         return File.Exists(dll) ? dll : throw new InvalidOperationException($"Build the solution first: {dll} is missing.");
     }
 
-    public static string RepositoryRoot { get; } = FindRoot();
-
-    private static string FindRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "PushService.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return directory?.FullName ?? throw new InvalidOperationException("PushService.sln not found above the test assembly.");
-    }
+    public static string RepositoryRoot => PushService.Testing.Repository.Root;
 }

@@ -54,7 +54,7 @@ public sealed class RedisSentinelSet : IAsyncDisposable
         {
             while (true)
             {
-                var info = await SentinelCommandAsync(port, "SENTINEL", "MASTER", ServiceName);
+                var info = await RedisServer.RawAsync(port, "SENTINEL", "MASTER", ServiceName);
                 if (info.Contains("num-slaves\r\n$1\r\n1\r\n", StringComparison.Ordinal)
                     && info.Contains("num-other-sentinels\r\n$1\r\n2\r\n", StringComparison.Ordinal))
                 {
@@ -79,7 +79,7 @@ public sealed class RedisSentinelSet : IAsyncDisposable
     /// <summary>The port of the primary as the Sentinels name it now.</summary>
     public async Task<int> PrimaryPortAsync()
     {
-        var reply = await SentinelCommandAsync(_sentinelPorts[0], "SENTINEL", "GET-MASTER-ADDR-BY-NAME", ServiceName);
+        var reply = await RedisServer.RawAsync(_sentinelPorts[0], "SENTINEL", "GET-MASTER-ADDR-BY-NAME", ServiceName);
         var lines = reply.Split("\r\n");
         return int.Parse(lines[^2], CultureInfo.InvariantCulture);
     }
@@ -117,7 +117,7 @@ public sealed class RedisSentinelSet : IAsyncDisposable
             {
                 try
                 {
-                    if ((await SentinelCommandAsync(port, "PING")).StartsWith("+PONG", StringComparison.Ordinal))
+                    if ((await RedisServer.RawAsync(port, "PING")).StartsWith("+PONG", StringComparison.Ordinal))
                     {
                         _sentinels.Add(process);
                         _sentinelPorts.Add(port);
@@ -134,18 +134,6 @@ public sealed class RedisSentinelSet : IAsyncDisposable
             process.Kill();
             Assert.True(attempt < 5, $"Sentinel {index} did not start on port {port}.");
         }
-    }
-
-    private static async Task<string> SentinelCommandAsync(int port, params string[] parts)
-    {
-        using var client = new System.Net.Sockets.TcpClient();
-        await client.ConnectAsync("127.0.0.1", port);
-        var stream = client.GetStream();
-        var request = $"*{parts.Length}\r\n" + string.Concat(parts.Select(p => $"${p.Length}\r\n{p}\r\n"));
-        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(request));
-        var buffer = new byte[16384];
-        var read = await stream.ReadAsync(buffer);
-        return System.Text.Encoding.UTF8.GetString(buffer, 0, read);
     }
 
     public async ValueTask DisposeAsync()

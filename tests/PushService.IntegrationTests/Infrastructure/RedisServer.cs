@@ -152,10 +152,14 @@ public sealed class RedisServer : IAsyncDisposable
     public async Task<string> CommandAsync(params string[] parts) => (await RawAsync(parts)).Split("\r\n")[0];
 
     /// <summary>Sends one raw command and returns the raw reply (as much as one read gets).</summary>
-    public async Task<string> RawAsync(params string[] parts)
+    public Task<string> RawAsync(params string[] parts) => RawAsync(Port, parts);
+
+    /// <summary>Sends one raw command to whatever speaks RESP on <paramref name="port"/> (a server, a Sentinel) and
+    /// returns the raw reply (as much as one read gets).</summary>
+    public static async Task<string> RawAsync(int port, params string[] parts)
     {
         using var client = new TcpClient();
-        await client.ConnectAsync("127.0.0.1", Port);
+        await client.ConnectAsync("127.0.0.1", port);
         var stream = client.GetStream();
         var builder = new StringBuilder().Append('*').Append(parts.Length).Append("\r\n");
         foreach (var part in parts)

@@ -225,7 +225,7 @@ export class PushClient {
         }
         catch (error) {
             this.emit("error", error);
-            this.scheduleReconnect({ code: 1006, reason: String(error), reconnect: true }, false);
+            this.scheduleReconnect(false);
             return;
         }
         this.socket = socket;
@@ -549,9 +549,9 @@ export class PushClient {
             this.firstConnect.reject(new PushError("closed", `The gateway closed the connection with ${code} (${reason}).`));
             return;
         }
-        this.scheduleReconnect(info, policy.immediately);
+        this.scheduleReconnect(policy.immediately);
     }
-    scheduleReconnect(_info, immediately) {
+    scheduleReconnect(immediately) {
         // The next endpoint: a node that went away is likely to stay away for a while.
         this.endpointIndex++;
         const wait = immediately ? 0 : backoff(this.attempt++, this.options.minReconnectDelay, this.options.maxReconnectDelay, this.random);

@@ -366,7 +366,7 @@ export class PushClient {
       socket = new this.factory(url, "push.v1.json");
     } catch (error) {
       this.emit("error", error as Error);
-      this.scheduleReconnect({ code: 1006, reason: String(error), reconnect: true }, false);
+      this.scheduleReconnect(false);
       return;
     }
 
@@ -728,10 +728,10 @@ export class PushClient {
       return;
     }
 
-    this.scheduleReconnect(info, policy.immediately);
+    this.scheduleReconnect(policy.immediately);
   }
 
-  private scheduleReconnect(_info: CloseInfo, immediately: boolean): void {
+  private scheduleReconnect(immediately: boolean): void {
     // The next endpoint: a node that went away is likely to stay away for a while.
     this.endpointIndex++;
     const wait = immediately ? 0 : backoff(this.attempt++, this.options.minReconnectDelay, this.options.maxReconnectDelay, this.random);
