@@ -60,6 +60,15 @@ public static class PushGatewayServiceCollectionExtensions
         services.AddSingleton<DrainState>();
         services.AddHostedService<BrokerHostedService>();
         services.AddHostedService<DrainingService>();
+        services.AddOptions<HostOptions>().PostConfigure<IOptions<PushServiceOptions>>((host, push) =>
+        {
+            // The shutdown timeout bounds the whole stop: the drain, then Kestrel finishing in-flight requests.
+            var needed = push.Value.Drain.Duration(push.Value.Limits) + DrainOptions.ServerStopAllowance;
+            if (host.ShutdownTimeout < needed)
+            {
+                host.ShutdownTimeout = needed;
+            }
+        });
         services.AddSingleton<ClusterService>();
         services.AddHostedService(sp => sp.GetRequiredService<ClusterService>());
         services.AddHostedService<ConnectionHeartbeat>();

@@ -7,6 +7,7 @@ using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using PushService.FunctionalTests.Infrastructure;
+using PushService.Gateway.Draining;
 using PushService.Testing;
 
 namespace PushService.FunctionalTests;
@@ -159,15 +160,90 @@ public sealed class LifecycleTests
     {
         var host = GatewayHost.Start();
         await using var client = await host.ConnectAsync();
-        var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
-        lifetime.StopApplication();
+        var stopping = host.DisposeAsync().AsTask();
 
         var push = await client.NextPushAsync();
         Assert.Equal("disconnect", push.GetProperty("type").GetString());
         Assert.Equal(1001, push.GetProperty("code").GetInt32());
         Assert.True(push.GetProperty("reconnect").GetBoolean());
         Assert.Equal(1001, (await client.ClosedAsync()).Code);
-        await host.DisposeAsync();
+        await stopping;
+    }
+
+    /// <summary>
+    /// Drain in waves: from the stop on, readiness is 503 and upgrades are refused while the clients stay connected for
+    /// the delay and REST is still served; then the clients are closed with 1001 in waves spread over the window. Only
+    /// lower bounds are asserted (a delay never ends early), so a slow machine cannot fail it.
+    /// </summary>
+    [Fact]
+    public async Task Stopping_WithADelayAndAWindow_RefusesNewClientsAtOnce_AndClosesTheOthersInWavesAfterTheDelay()
+    {
+        var delay = TimeSpan.FromSeconds(1.5);
+        var window = TimeSpan.FromSeconds(2);
+        const int waves = 4;
+        const int clients = 12;
+        var host = GatewayHost.Start(new Dictionary<string, string?>
+        {
+            ["PushService:Drain:Delay"] = delay.ToString(),
+            ["PushService:Drain:Window"] = window.ToString(),
+            ["PushService:Drain:Waves"] = waves.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
+        var connected = new List<TestClient>();
+        for (var i = 0; i < clients; i++)
+        {
+            var client = await host.ConnectAsync();
+            await client.ResultAsync(new { op = "subscribe", channel = "drain" });
+            connected.Add(client);
+        }
+
+        using var http = new HttpClient { BaseAddress = host.BaseAddress };
+        var clock = Stopwatch.StartNew();
+        var drain = host.Services.GetRequiredService<DrainState>();
+        var stopping = Task.Run(async () => await host.DisposeAsync());
+        while (!drain.IsDraining)
+        {
+            await Task.Delay(10);
+        }
+
+        using (var ready = await http.GetAsync(new Uri("/readyz", UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+        }
+
+        var refused = await Assert.ThrowsAnyAsync<WebSocketException>(() => TestClient.OpenAsync(host.WebSocketUri));
+        Assert.Contains("503", refused.Message, StringComparison.Ordinal);
+
+        // REST still works while the clients are here, and they still get what is published.
+        using (var body = new StringContent("{\"data\":\"during the drain\"}", Encoding.UTF8, "application/json"))
+        using (var published = await http.PostAsync(new Uri("/api/v1/channels/drain/messages", UriKind.Relative), body))
+        {
+            Assert.Equal(HttpStatusCode.OK, published.StatusCode);
+        }
+
+        var closedAt = await Task.WhenAll(connected.Select(async client =>
+        {
+            var message = await client.NextPushAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal("message", message.GetProperty("type").GetString());
+            var push = await client.NextPushAsync(TimeSpan.FromSeconds(30));
+            var at = clock.Elapsed;
+            Assert.Equal("disconnect", push.GetProperty("type").GetString());
+            Assert.Equal(1001, push.GetProperty("code").GetInt32());
+            Assert.True(push.GetProperty("reconnect").GetBoolean());
+            Assert.Equal(1001, (await client.ClosedAsync(TimeSpan.FromSeconds(30))).Code);
+            return at;
+        }));
+        await stopping;
+
+        Assert.All(closedAt, at => Assert.True(at >= delay, $"a client was closed {at} after the stop, before the {delay} delay"));
+        var lastWave = delay + (window / waves * (waves - 1));
+        Assert.True(closedAt.Max() >= lastWave, $"the last client was closed {closedAt.Max()} after the stop, before the last wave at {lastWave}");
+        // The first wave leaves a whole window before the last: not every client went in one burst.
+        Assert.True(closedAt.Count(at => at < lastWave) >= clients / waves,
+            $"clients closed before the last wave: {closedAt.Count(at => at < lastWave)} of {clients}");
+        foreach (var client in connected)
+        {
+            await client.DisposeAsync();
+        }
     }
 
     [Theory]

@@ -45,6 +45,40 @@ public sealed class PushServiceOptions
 
     /// <summary>OpenTelemetry metrics and traces.</summary>
     public TelemetryOptions Telemetry { get; set; } = new();
+
+    /// <summary>How the node hands its clients to the others when it stops.</summary>
+    public DrainOptions Drain { get; set; } = new();
+}
+
+/// <summary>
+/// How the node hands its clients to the others when it stops (SIGTERM): readiness fails and new upgrades are refused at
+/// once; after <see cref="Delay"/> the node closes its clients with 1001 in <see cref="Waves"/> waves spread over
+/// <see cref="Window"/>, so the surviving nodes take them a slice at a time instead of all in one burst; REST calls are
+/// served throughout, and stragglers are aborted <see cref="LimitsOptions.CloseTimeout"/> after the last wave.
+/// </summary>
+public sealed class DrainOptions
+{
+    /// <summary>
+    /// How long the node goes on serving its clients after readiness turned 503, before the first wave: time for a load
+    /// balancer to stop sending it new connections, so the clients it closes reconnect elsewhere. Skipped when no client
+    /// is connected.
+    /// </summary>
+    /// <value>The default value is 2 seconds.</value>
+    public TimeSpan Delay { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>The time over which the waves are spread; 0 closes every client at once.</summary>
+    /// <value>The default value is 10 seconds.</value>
+    public TimeSpan Window { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How many waves the clients are closed in, evenly spaced over <see cref="Window"/>.</summary>
+    /// <value>The default value is 20.</value>
+    public int Waves { get; set; } = 20;
+
+    /// <summary>What the host's shutdown timeout allows on top of the drain, for in-flight REST calls and the broker.</summary>
+    public static readonly TimeSpan ServerStopAllowance = TimeSpan.FromSeconds(10);
+
+    /// <summary>The longest the drain can take: the delay, the window, then the close timeout for the last wave.</summary>
+    public TimeSpan Duration(LimitsOptions limits) => Delay + Window + limits.CloseTimeout;
 }
 
 /// <summary>OpenTelemetry metrics and traces.</summary>

@@ -38,6 +38,9 @@ internal sealed class PushServiceOptionsValidator : IValidateOptions<PushService
             "must be between 0 and 10 minutes.");
         Check(options.WebSocket.WriteCoalescing >= TimeSpan.Zero && options.WebSocket.WriteCoalescing <= TimeSpan.FromSeconds(1), "WebSocket:WriteCoalescing",
             "must be between 0 and 1 second.");
+        Check(options.Drain.Delay >= TimeSpan.Zero && options.Drain.Delay <= TimeSpan.FromMinutes(10), "Drain:Delay", "must be between 0 and 10 minutes.");
+        Check(options.Drain.Window >= TimeSpan.Zero && options.Drain.Window <= TimeSpan.FromMinutes(30), "Drain:Window", "must be between 0 and 30 minutes.");
+        Check(options.Drain.Waves is >= 1 and <= 10_000, "Drain:Waves", "must be between 1 and 10000.");
         Check(options.NodeId.Length <= 128, "NodeId", "must be at most 128 characters.");
 
         foreach (var origin in options.WebSocket.AllowedOrigins)

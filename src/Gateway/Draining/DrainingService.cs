@@ -8,15 +8,22 @@ using PushService.Gateway.Protocol;
 namespace PushService.Gateway.Draining;
 
 /// <summary>
-/// Drains the node on shutdown: as soon as stopping starts, readiness fails and every client gets a
-/// <c>disconnect</c> push and close 1001, so its SDK reconnects at once to another node; stragglers are
-/// aborted after the close timeout so shutdown never hangs on a dead peer.
+/// Drains the node on shutdown. As soon as stopping starts, readiness fails and new upgrades are refused; after
+/// <see cref="DrainOptions.Delay"/> the clients get a <c>disconnect</c> push and close 1001 in waves spread over
+/// <see cref="DrainOptions.Window"/>, so the nodes that take them over see a slice at a time rather than every client
+/// of this node in one burst (each SDK still reconnects at once when its own close comes). Stragglers are aborted after
+/// the close timeout so shutdown never hangs on a dead peer. REST calls are served until the server stops, after this.
 /// </summary>
-internal sealed partial class DrainingService : IHostedService
+/// <remarks>
+/// The waves run in <see cref="StoppingAsync"/>, which the host awaits before it stops any hosted service: node
+/// heartbeats, pings and the broker keep working while clients are still here, and Kestrel keeps serving.
+/// </remarks>
+internal sealed partial class DrainingService : IHostedLifecycleService
 {
     private readonly DrainState _state;
     private readonly LocalHub _hub;
     private readonly IHostApplicationLifetime _lifetime;
+    private readonly DrainOptions _options;
     private readonly TimeSpan _closeTimeout;
     private readonly TimeProvider _time;
     private readonly ILogger<DrainingService> _logger;
@@ -28,33 +35,88 @@ internal sealed partial class DrainingService : IHostedService
         _state = state;
         _hub = hub;
         _lifetime = lifetime;
+        _options = options.Value.Drain;
         _closeTimeout = options.Value.Limits.CloseTimeout;
         _time = time;
         _logger = logger;
     }
 
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        // ApplicationStopping fires before the server stops waiting on requests: close the sockets first.
+        // SIGTERM fires ApplicationStopping before the host starts stopping services: readiness turns 503 that moment.
         _registration = _lifetime.ApplicationStopping.Register(BeginDrain);
         return Task.CompletedTask;
     }
 
-    public async Task StopAsync(CancellationToken cancellationToken)
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>Closes the clients in waves; <paramref name="cancellationToken"/> is the host's shutdown timeout.</summary>
+    public async Task StoppingAsync(CancellationToken cancellationToken)
     {
         BeginDrain();
-        var deadline = _time.GetUtcNow() + _closeTimeout;
-        while (_hub.ConnectionCount > 0 && _time.GetUtcNow() < deadline && !cancellationToken.IsCancellationRequested)
+        try
         {
-            await Task.Delay(TimeSpan.FromMilliseconds(50), _time, CancellationToken.None);
+            if (_hub.ConnectionCount > 0)
+            {
+                await Task.Delay(_options.Delay, _time, cancellationToken);
+                await CloseInWavesAsync(cancellationToken);
+
+                // An upgrade admitted just before readiness turned registers after the snapshot: it goes now.
+                CloseAll();
+            }
+
+            var deadline = _time.GetUtcNow() + _closeTimeout;
+            while (_hub.ConnectionCount > 0 && _time.GetUtcNow() < deadline)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(50), _time, cancellationToken);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Out of time: whoever is left is closed and then aborted below.
+            CloseAll();
         }
 
-        foreach (var connection in _hub.Connections)
-        {
-            connection.Abort();
-        }
+        AbortAll();
+    }
 
-        await _registration.DisposeAsync();
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        // Stopped without StoppingAsync (a host that does not know lifecycle services): still leave no client behind.
+        BeginDrain();
+        AbortAll();
+        return _registration.DisposeAsync().AsTask();
+    }
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    private async Task CloseInWavesAsync(CancellationToken cancellationToken)
+    {
+        // A snapshot: no client joins a draining node. Shuffled, so each wave takes a fair share of users, channels and
+        // connection ages rather than whoever connected first.
+        var connections = _hub.Connections.ToArray();
+        Random.Shared.Shuffle(connections);
+        var waves = _options.Window > TimeSpan.Zero ? Math.Min(_options.Waves, Math.Max(1, connections.Length)) : 1;
+        var spacing = _options.Window / waves;
+        Log.Draining(_logger, connections.Length, waves, _options.Window);
+        var start = _time.GetTimestamp();
+        for (var wave = 0; wave < waves; wave++)
+        {
+            var wait = spacing * wave - _time.GetElapsedTime(start);
+            if (wait > TimeSpan.Zero)
+            {
+                await Task.Delay(wait, _time, cancellationToken);
+            }
+
+            var from = (int)((long)connections.Length * wave / waves);
+            var to = (int)((long)connections.Length * (wave + 1) / waves);
+            for (var i = from; i < to; i++)
+            {
+                connections[i].RequestClose(Disconnect.GoingAway);
+            }
+        }
     }
 
     private void BeginDrain()
@@ -65,16 +127,31 @@ internal sealed partial class DrainingService : IHostedService
         }
 
         _state.Start();
-        Log.Draining(_logger, _hub.ConnectionCount);
+        Log.Started(_logger, _hub.ConnectionCount, _options.Delay);
+    }
+
+    private void CloseAll()
+    {
         foreach (var connection in _hub.Connections)
         {
             connection.RequestClose(Disconnect.GoingAway);
         }
     }
 
+    private void AbortAll()
+    {
+        foreach (var connection in _hub.Connections)
+        {
+            connection.Abort();
+        }
+    }
+
     private static partial class Log
     {
-        [LoggerMessage(400, LogLevel.Information, "Draining: closing {Connections} connections with 1001 so they reconnect elsewhere.")]
-        public static partial void Draining(ILogger logger, int connections);
+        [LoggerMessage(400, LogLevel.Information, "Draining: readiness is off and upgrades are refused; {Connections} connections stay for {Delay} before they are closed.")]
+        public static partial void Started(ILogger logger, int connections, TimeSpan delay);
+
+        [LoggerMessage(401, LogLevel.Information, "Draining: closing {Connections} connections with 1001 in {Waves} waves over {Window}.")]
+        public static partial void Draining(ILogger logger, int connections, int waves, TimeSpan window);
     }
 }

@@ -56,6 +56,10 @@ public sealed class GatewayHost : IAsyncDisposable
             builder.UseEnvironment("Production");
             builder.UseSetting("Urls", "http://127.0.0.1:0");
             builder.UseSetting("Logging:LogLevel:Default", "Warning");
+
+            // A host disposed with clients still open stops at once; the drain tests set their own delay and window.
+            builder.UseSetting("PushService:Drain:Delay", "00:00:00");
+            builder.UseSetting("PushService:Drain:Window", "00:00:00");
             foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
             {
                 builder.UseSetting(key, value);
