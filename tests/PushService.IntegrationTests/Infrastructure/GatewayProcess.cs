@@ -35,18 +35,9 @@ public sealed partial class GatewayProcess : IAsyncDisposable
 
     public string Output => string.Join('\n', _output);
 
-    public static async Task<GatewayProcess> StartAsync(string nodeId, string redis, IDictionary<string, string>? settings = null)
+    public static Task<GatewayProcess> StartAsync(string nodeId, string redis, IDictionary<string, string>? settings = null)
     {
-        var dll = BuiltAssembly.Locate(Path.Combine("src", "Gateway"), "PushService.Gateway");
-        var info = new ProcessStartInfo("dotnet")
-        {
-            WorkingDirectory = Path.GetDirectoryName(dll)!,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        info.ArgumentList.Add(dll);
-        var arguments = new Dictionary<string, string>
+        var settingsByKey = new Dictionary<string, string>
         {
             ["urls"] = "http://127.0.0.1:0",
             ["PushService:NodeId"] = nodeId,
@@ -58,15 +49,37 @@ public sealed partial class GatewayProcess : IAsyncDisposable
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string>())
         {
-            arguments[key] = value;
+            settingsByKey[key] = value;
         }
 
-        foreach (var (key, value) in arguments)
+        return LaunchAsync(nodeId, settingsByKey.Select(s => $"--{s.Key}={s.Value}").ToList(), new Dictionary<string, string> { ["DOTNET_gcServer"] = "0" });
+    }
+
+    /// <summary>
+    /// A gateway started with exactly these arguments and environment (as a container would be, from the Helm chart's
+    /// rendered Deployment), nothing added.
+    /// </summary>
+    public static async Task<GatewayProcess> LaunchAsync(string nodeId, IReadOnlyList<string> arguments, IReadOnlyDictionary<string, string> environment)
+    {
+        var dll = BuiltAssembly.Locate(Path.Combine("src", "Gateway"), "PushService.Gateway");
+        var info = new ProcessStartInfo("dotnet")
         {
-            info.ArgumentList.Add($"--{key}={value}");
+            WorkingDirectory = Path.GetDirectoryName(dll)!,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add(dll);
+        foreach (var argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
         }
 
-        info.Environment["DOTNET_gcServer"] = "0";
+        foreach (var (key, value) in environment)
+        {
+            info.Environment[key] = value;
+        }
+
         var process = Process.Start(info) ?? throw new InvalidOperationException("The gateway did not start.");
         var gateway = new GatewayProcess(process, nodeId);
         var listening = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -159,12 +172,29 @@ public sealed partial class GatewayProcess : IAsyncDisposable
             return;
         }
 
-        using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-        {
-            await kill!.WaitForExitAsync();
-        }
-
+        await SignalTerminateAsync();
         await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    /// <summary>Sends SIGTERM and returns at once.</summary>
+    public async Task SignalTerminateAsync()
+    {
+        using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        await kill!.WaitForExitAsync();
+    }
+
+    /// <summary>Whether the process exited within <paramref name="timeout"/>.</summary>
+    public async Task<bool> WaitForExitAsync(TimeSpan timeout)
+    {
+        try
+        {
+            await _process.WaitForExitAsync().WaitAsync(timeout);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
     }
 
     public async ValueTask DisposeAsync()
@@ -175,6 +205,7 @@ public sealed partial class GatewayProcess : IAsyncDisposable
         await Task.CompletedTask;
     }
 
-    [GeneratedRegex(@"Now listening on: (http://[^\s]+)")]
+    // Plain or JSON console logs.
+    [GeneratedRegex(@"Now listening on: (http://[^\s""]+)")]
     private static partial Regex ListeningLine();
 }
