@@ -59,9 +59,12 @@ public sealed partial class GatewayProcess : IAsyncDisposable
     /// A gateway started with exactly these arguments and environment (as a container would be, from the Helm chart's
     /// rendered Deployment), nothing added.
     /// </summary>
-    public static async Task<GatewayProcess> LaunchAsync(string nodeId, IReadOnlyList<string> arguments, IReadOnlyDictionary<string, string> environment)
+    public static Task<GatewayProcess> LaunchAsync(string nodeId, IReadOnlyList<string> arguments, IReadOnlyDictionary<string, string> environment) =>
+        LaunchPublishedAsync(BuiltAssembly.Locate(Path.Combine("src", "Gateway"), "PushService.Gateway"), nodeId, arguments, environment);
+
+    /// <summary>A gateway from another build of it (the Dockerfile's publish output), started the same way.</summary>
+    public static async Task<GatewayProcess> LaunchPublishedAsync(string dll, string nodeId, IReadOnlyList<string> arguments, IReadOnlyDictionary<string, string> environment)
     {
-        var dll = BuiltAssembly.Locate(Path.Combine("src", "Gateway"), "PushService.Gateway");
         var info = new ProcessStartInfo("dotnet")
         {
             WorkingDirectory = Path.GetDirectoryName(dll)!,
