@@ -32,6 +32,24 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error >/dev/null
 
+# The Helm chart's tests: there is no helm binary here, so a small renderer on Go's text/template and Sprig (Debian's
+# packages, built in GOPATH mode: nothing is downloaded) renders it, kubernetes-models and ajv from npm validate it, and
+# the rolling-upgrade simulation puts Debian's haproxy in front of the gateways.
+missing=()
+command -v go >/dev/null 2>&1 || missing+=(golang-go)
+[ -d /usr/share/gocode/src/github.com/Masterminds/sprig ] || missing+=(golang-github-masterminds-sprig-dev)
+[ -d /usr/share/gocode/src/sigs.k8s.io/yaml ] || missing+=(golang-k8s-sigs-yaml-dev)
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]} with apt-get (the Helm chart's renderer and the rolling-upgrade test need them)."
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+npm ci --prefix deploy/helm/tests --no-audit --no-fund --loglevel=error >/dev/null
+# 3,000 clients through one HAProxy in the rolling-upgrade test: two descriptors each on the proxy.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
 # The TypeScript client: its unit tests, then its build, which the gateway embeds and serves at /sdk/push.js. The built
 # file is committed (so `dotnet run` needs no npm); a build that differs from it fails here.
 npm ci --prefix src/Sdk/js --no-audit --no-fund --loglevel=error >/dev/null
