@@ -16,6 +16,9 @@ public interface IBroker
     /// </summary>
     bool IsCaughtUp { get; }
 
+    /// <summary>Counts and states for the node's metrics.</summary>
+    BrokerStatistics Statistics { get; }
+
     /// <summary>Starts delivering publications on subscribed channels to <paramref name="handler"/>.</summary>
     Task StartAsync(IBrokerEventHandler handler, CancellationToken cancellationToken);
 

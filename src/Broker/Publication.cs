@@ -29,4 +29,7 @@ public sealed class Publication
 
     /// <summary>W3C trace parent of the publishing request, when one was recorded.</summary>
     public string? TraceParent { get; init; }
+
+    /// <summary>When the publishing node accepted it (UTC ticks); 0 for publications read back from history.</summary>
+    public long AcceptedAtTicks { get; init; }
 }

@@ -17,6 +17,12 @@ public readonly record struct PublishOptions
 
     /// <summary>W3C trace parent to carry with the publication.</summary>
     public string? TraceParent { get; init; }
+
+    /// <summary>
+    /// When the publishing node accepted the publication (UTC ticks; 0: not stamped). It travels with the publication so
+    /// every receiving node can measure its fan-out latency against the same start.
+    /// </summary>
+    public long AcceptedAtTicks { get; init; }
 }
 
 /// <summary>The outcome of a publish.</summary>

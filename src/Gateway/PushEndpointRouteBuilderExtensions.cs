@@ -22,6 +22,16 @@ public static class PushEndpointRouteBuilderExtensions
         // Built now so the protected-mode warning is in the start-up log, not at the first API call.
         _ = app.Services.GetRequiredService<ApiKeyAuthenticator>();
 
+        // Every request's logs carry the node: one shared scope state, on top of ASP.NET Core's own request scope.
+        var nodeScope = PushService.Gateway.Telemetry.LogScope.Node(app.Services.GetRequiredService<PushService.Gateway.Configuration.NodeIdentity>().Id);
+        var requestLogger = app.Services.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("PushService.Gateway.Requests");
+        app.Use(async (context, next) =>
+        {
+            using (requestLogger.BeginScope(nodeScope))
+            {
+                await next(context);
+            }
+        });
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseRouting();
@@ -32,6 +42,7 @@ public static class PushEndpointRouteBuilderExtensions
         app.Map(WebSocketEndpoint.Path, (RequestDelegate)webSockets.HandleAsync);
 
         var api = app.MapGroup("/api/v1");
+        api.AddEndpointFilter(new ApiRejectionFilter(app.Services.GetRequiredService<PushService.Gateway.Telemetry.PushMetrics>()));
         api.MapPost("/channels/{channel}/messages", PushApi.PublishAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Publish))
             .RequireRateLimiting(PushRateLimits.Publish);
         api.MapPost("/broadcast", PushApi.BroadcastAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Publish))

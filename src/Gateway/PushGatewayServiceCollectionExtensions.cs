@@ -6,6 +6,8 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using OpenTelemetry;
+using OpenTelemetry.Logs;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
@@ -86,13 +88,28 @@ public static class PushGatewayServiceCollectionExtensions
             builder.AddRedisBroker();
         }
 
-        if (!section.GetValue("Telemetry:Enabled", defaultValue: true))
+        services.AddHostedService<NodeGauges>();
+        if (section.GetValue("Telemetry:Enabled", defaultValue: true))
         {
-            return builder;
+            services.AddPushTelemetry(configuration);
         }
 
+        return builder;
+    }
+
+    /// <summary>
+    /// OpenTelemetry: the gateway's meter plus the runtime's, ASP.NET Core's and HttpClient's, served on <c>/metrics</c>;
+    /// traces of the gateway's source, ASP.NET Core, HttpClient and StackExchange.Redis. Both also go out over OTLP when
+    /// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set; sampling follows <c>OTEL_TRACES_SAMPLER</c> and
+    /// <c>OTEL_TRACES_SAMPLER_ARG</c> (parent-based, always on by default).
+    /// </summary>
+    private static void AddPushTelemetry(this IServiceCollection services, IConfiguration configuration)
+    {
+        var otlp = HasOtlpEndpoint(configuration);
         var telemetry = services.AddOpenTelemetry()
-            .ConfigureResource(r => r.AddService("pushservice-gateway"))
+            .ConfigureResource(r => r
+                .AddService("pushservice-gateway", serviceVersion: typeof(PushTelemetry).Assembly.GetName().Version?.ToString(), autoGenerateServiceInstanceId: false)
+                .AddDetector(provider => new NodeResourceDetector(provider.GetRequiredService<NodeIdentity>())))
             .WithMetrics(metrics =>
             {
                 // ASP.NET Core's request durations, Kestrel's connections and unhandled exceptions, by meter name.
@@ -100,26 +117,48 @@ public static class PushGatewayServiceCollectionExtensions
                 // lease's start, end and duration on every publish request) and put its own middleware in front of every
                 // request: +6% CPU per delivery in regime B (docs/benchmarks.md), for nothing the request metrics miss.
                 metrics.AddMeter(PushTelemetry.Name, "System.Runtime", "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel",
-                    "Microsoft.AspNetCore.Diagnostics").AddPrometheusExporter();
+                    "Microsoft.AspNetCore.Diagnostics", "System.Net.Http").AddPrometheusExporter();
 
-                // Every tag set here is small (close codes, namespaces, routes); the default of 2,000 series per metric
+                // Every tag set here is small (close codes, reasons, routes); the default of 2,000 series per metric
                 // preallocates about 140 KB per metric on the large object heap.
                 metrics.AddView(_ => new MetricStreamConfiguration { CardinalityLimit = MetricCardinalityLimit });
-                if (HasOtlpEndpoint(configuration))
+                if (otlp)
                 {
                     metrics.AddOtlpExporter();
                 }
             });
 
-        // Traces only go out over OTLP: without a collector to send them to, recording a span per request would be work
-        // for nothing.
-        if (HasOtlpEndpoint(configuration))
+        // What a tracer provider records, wherever one is built: here when there is a collector to send spans to (without
+        // one, recording a span per request would be work for nothing), or by a host that adds its own exporter.
+        services.ConfigureOpenTelemetryTracerProvider(tracing => tracing
+            .AddSource(PushTelemetry.Name)
+            .AddAspNetCoreInstrumentation(aspNetCore => aspNetCore.Filter = context => IsTraced(context.Request.Path))
+            .AddHttpClientInstrumentation()
+            .AddRedisInstrumentation()
+            .ConfigureRedisInstrumentation((provider, redis) =>
+            {
+                // The broker's multiplexer is made when the broker starts; its commands (history, presence, the control
+                // bus) are traced from then on. The broker's own RESP connections are covered by the publish span.
+                provider.GetService<RedisConnection>()?.GetAsync().ContinueWith(
+                    connected => redis.AddConnection(connected.Result), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+            }));
+        if (otlp)
         {
-            telemetry.WithTracing(tracing => tracing.AddSource(PushTelemetry.Name).AddAspNetCoreInstrumentation().AddOtlpExporter());
-        }
+            telemetry.WithTracing(tracing => tracing.AddOtlpExporter());
 
-        return builder;
+            // Logs go to the collector too, with their scopes (node, connection, channel) as attributes and the node as
+            // the resource's service.instance.id.
+            telemetry.WithLogging(logging => logging.AddOtlpExporter(), options => options.IncludeScopes = true);
+        }
     }
+
+    /// <summary>
+    /// Requests worth a span: not the probes and scrapes, and not <c>/ws</c>, whose request lasts as long as the socket
+    /// (its publishes are traced as they happen).
+    /// </summary>
+    private static bool IsTraced(PathString path) =>
+        !path.StartsWithSegments("/metrics") && !path.StartsWithSegments("/healthz") && !path.StartsWithSegments("/readyz")
+        && !path.StartsWithSegments(WebSocketEndpoint.Path);
 
     /// <summary>
     /// Rate limits from <c>PushService:Limits</c>: publishes per second per API key. Rejections are 429 problem details with
@@ -134,6 +173,7 @@ public static class PushGatewayServiceCollectionExtensions
             limiter.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
             limiter.OnRejected = async (context, cancellationToken) =>
             {
+                context.HttpContext.RequestServices.GetRequiredService<PushMetrics>().Rejected(RejectionReasons.Rate, fromApi: true);
                 var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(1);
                 await ApiProblems.RetryLater(StatusCodes.Status429TooManyRequests, "Too many requests", retryAfter,
                     "A PushService:Limits rate limit was reached; retry after the Retry-After delay.").ExecuteAsync(context.HttpContext);

@@ -31,7 +31,7 @@ public sealed class FanOutTests : IAsyncLifetime
         var ns = _host.Services.GetRequiredService<NamespaceResolver>().Resolve(channel)!;
         for (var i = 1; i <= count; i++)
         {
-            await publisher.PublishAsync(channel, ns, System.Text.Encoding.UTF8.GetBytes(data(i)), null, CancellationToken.None);
+            await publisher.PublishAsync(channel, ns, System.Text.Encoding.UTF8.GetBytes(data(i)), null, fromApi: true, CancellationToken.None);
         }
     }
 

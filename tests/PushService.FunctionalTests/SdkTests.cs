@@ -46,7 +46,7 @@ public sealed class SdkTests : IAsyncLifetime
         const int count = 3000;
         for (var i = 1; i <= count; i++)
         {
-            await publisher.PublishAsync("burst", ns, Encoding.UTF8.GetBytes(i.ToString(CultureInfo.InvariantCulture)), null, CancellationToken.None);
+            await publisher.PublishAsync("burst", ns, Encoding.UTF8.GetBytes(i.ToString(CultureInfo.InvariantCulture)), null, fromApi: true, CancellationToken.None);
         }
 
         var received = new List<long>();

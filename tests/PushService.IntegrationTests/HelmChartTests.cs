@@ -4,6 +4,7 @@ using Microsoft.Extensions.Configuration;
 using PushService.Broker.Redis;
 using PushService.Gateway.Configuration;
 using PushService.IntegrationTests.Infrastructure;
+using PushService.Testing;
 
 namespace PushService.IntegrationTests;
 
@@ -31,6 +32,32 @@ public sealed class HelmChartTests
         Assert.Contains("values: valid", validation.Output, StringComparison.Ordinal);
         Assert.Equal(rendering.Objects.Count, validation.Output.Split('\n').Count(l => l.EndsWith(": valid", StringComparison.Ordinal) && !l.StartsWith("values", StringComparison.Ordinal)));
         Assert.Contains("Clients connect to", rendering.Notes, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TheAlertRulesAndTheDashboard_ShipAsTheyAreInDeploy()
+    {
+        var rendering = await RenderAsync("all.yaml");
+        Assert.True(rendering.Succeeded, rendering.Render.ToString());
+
+        // The PrometheusRule holds every rule of deploy/prometheus/alerts.yaml, expression for expression.
+        var rulesFile = File.ReadAllLines(Path.Combine(Repository.Root, "deploy", "prometheus", "alerts.yaml"));
+        var expected = rulesFile.Where(l => l.TrimStart().StartsWith("- alert: ", StringComparison.Ordinal)).Select(l => l.Trim()["- alert: ".Length..])
+            .Zip(rulesFile.Where(l => l.TrimStart().StartsWith("expr: ", StringComparison.Ordinal)).Select(l => l.Trim()["expr: ".Length..]))
+            .ToList();
+        Assert.True(expected.Count >= 10, $"{expected.Count} rules in alerts.yaml");
+        var rule = rendering.Single("PrometheusRule");
+        Assert.Equal("prometheus", (string?)rule["metadata"]!["labels"]!["release"]);
+        var rendered = rule["spec"]!["groups"]!.AsArray().SelectMany(g => g!["rules"]!.AsArray())
+            .Select(r => ((string)r!["alert"]!, ((string)r["expr"]!).Trim())).ToList();
+        Assert.Equal(expected, rendered);
+
+        // The dashboard ConfigMap carries deploy/grafana/pushservice.json unchanged, labelled for Grafana's sidecar.
+        var dashboard = rendering.OfKind("ConfigMap").Single(c => ((string)c["metadata"]!["name"]!).EndsWith("-dashboard", StringComparison.Ordinal));
+        Assert.Equal("1", (string?)dashboard["metadata"]!["labels"]!["grafana_dashboard"]);
+        Assert.Equal("monitoring", (string?)dashboard["metadata"]!["namespace"]);
+        var json = File.ReadAllText(Path.Combine(Repository.Root, "deploy", "grafana", "pushservice.json"));
+        Assert.True(JsonNode.DeepEquals(JsonNode.Parse(json), JsonNode.Parse((string)dashboard["data"]!["pushservice.json"]!)));
     }
 
     [Fact]
@@ -137,6 +164,7 @@ public sealed class HelmChartTests
         { "redis: {sentinel: {enabled: true}}", "redis.sentinel.endpoints" },
         { "redis: {configuration: 'r:6379', password: p}\nauth: {existingSecret: mine}", "give the Redis password as redis.existingSecret" },
         { "redis: {configuration: 'r:6379'}\nmetrics: {serviceMonitor: {enabled: true}}\nconfig: {Telemetry: {Enabled: false}}", "needs /metrics" },
+        { "redis: {configuration: 'r:6379'}\nmetrics: {prometheusRule: {enabled: true}}\nconfig: {Telemetry: {Enabled: false}}", "needs /metrics" },
     };
 
     [Theory]

@@ -24,6 +24,33 @@ public sealed class OutboundQueueTests
     }
 
     [Fact]
+    public void TheWriteThatEmptiesTheQueue_ReportsTheOldestStampedPublicationSinceItWasLastEmpty()
+    {
+        var queue = new OutboundQueue(1_000_000, 1000);
+        var batch = new ReadOnlyMemory<byte>[2];
+        Assert.True(queue.TryEnqueueControl(Frame(5)));
+        Assert.True(queue.TryEnqueue(Frame(5), acceptedAtTicks: 0));
+        Assert.True(queue.TryEnqueue(Frame(5), acceptedAtTicks: 1_000));
+        Assert.True(queue.TryEnqueue(Frame(5), acceptedAtTicks: 900));
+
+        // Not yet empty: no sample. Then the batch that empties it reports the first stamp queued, not the smallest.
+        Assert.Equal(2, queue.DequeueBatch(batch, 1_000, out _, out var first));
+        Assert.Equal(0, first);
+        Assert.Equal(2, queue.DequeueBatch(batch, 1_000, out _, out var last));
+        Assert.Equal(1_000, last);
+
+        // The next round starts afresh; frames without a stamp (replies, control pushes) never make a sample.
+        Assert.True(queue.TryEnqueueControl(Frame(5)));
+        Assert.Equal(1, queue.DequeueBatch(batch, 1_000, out _, out var none));
+        Assert.Equal(0, none);
+        Assert.True(queue.TryEnqueue(Frame(5), acceptedAtTicks: 2_000));
+        queue.Clear();
+        Assert.True(queue.TryEnqueue(Frame(5), acceptedAtTicks: 3_000));
+        Assert.Equal(1, queue.DequeueBatch(batch, 1_000, out _, out var afterClear));
+        Assert.Equal(3_000, afterClear);
+    }
+
+    [Fact]
     public void Batches_KeepOrder_FitTheLimitWithSeparators_AndTakeAnOversizedFrameAlone()
     {
         var queue = new OutboundQueue(1_000_000, 1000);

@@ -22,15 +22,28 @@ public sealed class RedisEnvelopeTests
     }
 
     [Theory]
-    [InlineData("00-trace-01")]
-    [InlineData(null)]
-    public void APublicationTheBrokerAnnounces_IsByteForByteWhatTheScriptWrites(string? trace)
+    [InlineData("00-trace-01", 0L, "00-trace-01")]
+    [InlineData(null, 0L, "")]
+    [InlineData("00-trace-01", 639000000000000000L, "639000000000000000 00-trace-01")]
+    [InlineData(null, 639000000000000000L, "639000000000000000")]
+    public void APublicationTheBrokerAnnounces_IsByteForByteWhatTheScriptWrites(string? trace, long accepted, string context)
     {
-        // Where replicas must acknowledge a publication first, the broker publishes its envelope itself.
-        var made = RedisEnvelope.Publication(42, "k3j9x0qa", trace, "{\"a\":1}"u8);
-        Assert.Equal(Envelope(42, "k3j9x0qa", trace ?? "", "{\"a\":1}").ToArray(), made);
+        // Where replicas must acknowledge a publication first, the broker publishes its envelope itself, with the context
+        // field the publish command hands the script.
+        Assert.Equal(context, RedisEnvelope.Context(trace, accepted));
+        var made = RedisEnvelope.Publication(42, "k3j9x0qa", RedisEnvelope.Context(trace, accepted), "{\"a\":1}"u8);
+        Assert.Equal(Envelope(42, "k3j9x0qa", context, "{\"a\":1}").ToArray(), made);
         Assert.True(RedisEnvelope.TryReadPublication("news", made, null, out var publication));
         Assert.Equal(trace, publication!.TraceParent);
+        Assert.Equal(accepted, publication.AcceptedAtTicks);
+    }
+
+    [Fact]
+    public void AContextWithATraceParentOnly_FromTheReleaseBefore_HasNoAcceptedTime()
+    {
+        Assert.True(RedisEnvelope.TryReadPublication("news", Envelope(3, "k3j9x0qa", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "1"), null, out var publication));
+        Assert.Equal("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", publication!.TraceParent);
+        Assert.Equal(0, publication.AcceptedAtTicks);
     }
 
     [Fact]

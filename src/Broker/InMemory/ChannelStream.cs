@@ -55,7 +55,7 @@ internal sealed class ChannelStream
     {
         Offset++;
         LastPublishedAt = now;
-        var publication = new Publication(Channel, Offset, Epoch, data) { TraceParent = options.TraceParent };
+        var publication = new Publication(Channel, Offset, Epoch, data) { TraceParent = options.TraceParent, AcceptedAtTicks = options.AcceptedAtTicks };
         if (options.HistorySize > 0 && options.HistoryTtl > TimeSpan.Zero)
         {
             _history.Enqueue((publication, now + options.HistoryTtl));

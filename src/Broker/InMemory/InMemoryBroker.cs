@@ -37,6 +37,9 @@ public sealed partial class InMemoryBroker : IBroker, IAsyncDisposable
     /// <inheritdoc />
     public bool IsCaughtUp => true;
 
+    /// <inheritdoc />
+    public BrokerStatistics Statistics => new() { Connected = true };
+
     /// <summary>How many channels have state (position, history or idempotency keys) in memory.</summary>
     public int StreamCount => _streams.Count;
 

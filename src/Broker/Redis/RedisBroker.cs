@@ -65,6 +65,21 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     /// <inheritdoc />
     public bool IsCaughtUp => _progress.Behind == 0;
 
+    /// <inheritdoc />
+    public BrokerStatistics Statistics => new()
+    {
+        Connected = _connection.IsConnected && (_subscriptions?.IsConnected ?? true) && (_commands?.IsConnected ?? true)
+            && (_replicated?.IsConnected ?? true),
+        Reconnects = Interlocked.Read(ref _restored) + Math.Max(0, (_subscriptions?.Connects ?? 0) - 1) + Math.Max(0, (_commands?.Connects ?? 0) - 1),
+        GapFills = _progress.Filled,
+        ContinuityResets = _progress.Resets,
+        ChannelsBehind = _progress.Behind,
+        Circuit = (BrokerCircuitState)(int)_circuit.CircuitState,
+    };
+
+    // Connections of the multiplexer made again (interactive and subscription ones alike).
+    private long _restored;
+
     /// <summary>
     /// Adds the broker's resilience pipeline: a circuit breaker that opens on repeated failures. It has no timeout
     /// strategy: Polly's is cooperative and no Redis call observes a cancellation token, so it could never fire; the
@@ -94,6 +109,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
         _multiplexer = await _connection.GetAsync();
         _multiplexer.ConnectionRestored += (_, e) =>
         {
+            Interlocked.Increment(ref _restored);
             // Pub/sub is at most once: whatever was published while this node was cut off is read back from history.
             _ = ResyncAfterReconnectAsync();
         };
@@ -135,7 +151,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
         {
             var held = new PublishCommand(Keys, channel, data, options, _options, _connection.Sharded, announce: false);
             return Result(channel, options, await ExecuteAsync(
-                static s => s.replicated.PublishAsync(s.held, reply => s.broker.AnnounceAsync(s.channel, reply, s.data, s.options.TraceParent)),
+                static s => s.replicated.PublishAsync(s.held, reply => s.broker.AnnounceAsync(s.channel, reply, s.data, s.options)),
                 (replicated, held, broker: this, channel, data, options), cancellationToken));
         }
 
@@ -159,9 +175,9 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     }
 
     /// <summary>Publishes the envelope of a publication the replicas acknowledged, as the publish script does otherwise.</summary>
-    private async Task AnnounceAsync(string channel, PublishReply reply, ReadOnlyMemory<byte> data, string? traceParent)
+    private async Task AnnounceAsync(string channel, PublishReply reply, ReadOnlyMemory<byte> data, PublishOptions options)
     {
-        var envelope = RedisEnvelope.Publication(reply.Offset, reply.Epoch!, traceParent, data.Span);
+        var envelope = RedisEnvelope.Publication(reply.Offset, reply.Epoch!, RedisEnvelope.Context(options.TraceParent, options.AcceptedAtTicks), data.Span);
         await Multiplexer.GetSubscriber().PublishAsync(_connection.PubSubChannel(Keys.PubSub(channel)), envelope);
     }
 

@@ -4,17 +4,31 @@ using System.Text;
 namespace PushService.Broker.Redis;
 
 /// <summary>
-/// What travels on a channel's pub/sub channel: <c>m\n{offset}\n{epoch}\n{traceparent}\n{data}</c> for a publication,
+/// What travels on a channel's pub/sub channel: <c>m\n{offset}\n{epoch}\n{context}\n{data}</c> for a publication,
 /// <c>j\n{client}\n{user}</c> or <c>l\n{client}\n{user}</c> for join and leave. Data goes last and is not scanned.
 /// </summary>
+/// <remarks>
+/// The context is space-separated items, each optional: the accepted time (UTC ticks, digits only) and the W3C trace
+/// parent. Nodes of the release before read the whole field as a trace parent and ignore it, so a rolling upgrade
+/// delivers across versions.
+/// </remarks>
 internal static class RedisEnvelope
 {
     /// <summary>A publication's envelope, as the publish script makes it where it publishes the publication itself.</summary>
-    public static byte[] Publication(long offset, string epoch, string? traceParent, ReadOnlySpan<byte> data)
+    public static byte[] Publication(long offset, string epoch, string context, ReadOnlySpan<byte> data)
     {
-        var head = Encoding.UTF8.GetBytes($"m\n{offset.ToString(System.Globalization.CultureInfo.InvariantCulture)}\n{epoch}\n{traceParent}\n");
+        var head = Encoding.UTF8.GetBytes($"m\n{offset.ToString(System.Globalization.CultureInfo.InvariantCulture)}\n{epoch}\n{context}\n");
         return [.. head, .. data];
     }
+
+    /// <summary>The context field for a publication accepted at <paramref name="acceptedAtTicks"/> (0: none).</summary>
+    public static string Context(string? traceParent, long acceptedAtTicks) => (acceptedAtTicks > 0, traceParent is { Length: > 0 }) switch
+    {
+        (true, true) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{acceptedAtTicks} {traceParent}"),
+        (true, false) => acceptedAtTicks.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        (false, true) => traceParent!,
+        _ => "",
+    };
 
     public static byte[] JoinLeave(bool join, PresenceEntry entry) =>
         Encoding.UTF8.GetBytes($"{(join ? 'j' : 'l')}\n{entry.Client}\n{entry.User}");
@@ -58,10 +72,36 @@ internal static class RedisEnvelope
             return false;
         }
 
-        var trace = traceEnd == 0 ? null : Encoding.UTF8.GetString(rest[..traceEnd]);
+        ReadContext(rest[..traceEnd], out var accepted, out var trace);
         consumedTotal += traceEnd + 1;
-        publication = new Publication(channel, offset, epoch, payload[consumedTotal..]) { TraceParent = trace };
+        publication = new Publication(channel, offset, epoch, payload[consumedTotal..]) { TraceParent = trace, AcceptedAtTicks = accepted };
         return true;
+    }
+
+    /// <summary>Reads the context field: digits are the accepted time, anything else the trace parent.</summary>
+    private static void ReadContext(ReadOnlySpan<byte> context, out long acceptedAtTicks, out string? traceParent)
+    {
+        acceptedAtTicks = 0;
+        traceParent = null;
+        while (!context.IsEmpty)
+        {
+            var end = context.IndexOf((byte)' ');
+            var item = end < 0 ? context : context[..end];
+            context = end < 0 ? default : context[(end + 1)..];
+            if (item.IsEmpty)
+            {
+                continue;
+            }
+
+            if (Utf8Parser.TryParse(item, out long ticks, out var used) && used == item.Length && ticks > 0)
+            {
+                acceptedAtTicks = ticks;
+            }
+            else
+            {
+                traceParent = Encoding.UTF8.GetString(item);
+            }
+        }
     }
 
     /// <summary>Decodes a join or leave envelope.</summary>

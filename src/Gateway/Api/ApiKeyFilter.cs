@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PushService.Gateway.Auth;
 using PushService.Gateway.Configuration;
+using PushService.Gateway.Telemetry;
 
 namespace PushService.Gateway.Api;
 
@@ -85,5 +86,30 @@ internal sealed class ApiKeyFilter(string scope) : IEndpointFilter
     {
         var authenticator = context.HttpContext.RequestServices.GetRequiredService<ApiKeyAuthenticator>();
         return authenticator.Authorize(context.HttpContext, scope) ?? await next(context);
+    }
+}
+
+/// <summary>
+/// Counts the REST API's refusals by reason in <c>pushservice.rejections</c>: 401 (auth), 403 (permission) and 413
+/// (limit) answers of any endpoint of the group. (429s never reach an endpoint: the rate limiter counts those.)
+/// </summary>
+internal sealed class ApiRejectionFilter(PushMetrics metrics) : IEndpointFilter
+{
+    public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        var result = await next(context);
+        var reason = (result as IStatusCodeHttpResult)?.StatusCode switch
+        {
+            StatusCodes.Status401Unauthorized => RejectionReasons.Auth,
+            StatusCodes.Status403Forbidden => RejectionReasons.Permission,
+            StatusCodes.Status413PayloadTooLarge => RejectionReasons.Limit,
+            _ => null,
+        };
+        if (reason is not null)
+        {
+            metrics.Rejected(reason, fromApi: true);
+        }
+
+        return result;
     }
 }

@@ -37,7 +37,7 @@ internal static class PushApi
 
         try
         {
-            var result = await publisher.PublishAsync(name, ns!, body.Data!, body.IdempotencyKey, context.RequestAborted);
+            var result = await publisher.PublishAsync(name, ns!, body.Data!, body.IdempotencyKey, fromApi: true, context.RequestAborted);
             return RawJsonResult.Write((Channel: name, result.Position), static (w, s) => WritePosition(w, s.Channel, s.Position));
         }
         catch (BrokerUnavailableException ex)
@@ -105,7 +105,7 @@ internal static class PushApi
         {
             foreach (var (channel, ns) in resolved)
             {
-                var result = await publisher.PublishAsync(channel, ns, body.Data, body.IdempotencyKey, context.RequestAborted);
+                var result = await publisher.PublishAsync(channel, ns, body.Data, body.IdempotencyKey, fromApi: true, context.RequestAborted);
                 results.Add((channel, result.Position));
             }
         }

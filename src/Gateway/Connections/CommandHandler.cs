@@ -54,6 +54,7 @@ internal sealed partial class CommandHandler
 
         if (!connection.IsConnected && command.Op != CommandOp.Connect)
         {
+            _metrics.Rejected(RejectionReasons.Auth, fromApi: false);
             connection.RequestClose(Disconnect.Unauthorized);
             return;
         }
@@ -65,6 +66,7 @@ internal sealed partial class CommandHandler
 
         if (!connection.TryTakeCommand())
         {
+            _metrics.Rejected(RejectionReasons.Rate, fromApi: false);
             connection.RequestClose(Disconnect.RateLimited);
             return;
         }
@@ -75,6 +77,8 @@ internal sealed partial class CommandHandler
             return;
         }
 
+        // What the command logs, here and in the hub and broker beneath it, names its channel.
+        using var scope = command.Channel is { } channel ? _logger.BeginScope(LogScope.Channel(channel)) : null;
         try
         {
             var reply = command.Op switch
@@ -332,7 +336,7 @@ internal sealed partial class CommandHandler
 
         try
         {
-            var result = await _publisher.PublishAsync(channel, ns, command.Data, idempotencyKey: null, CancellationToken.None);
+            var result = await _publisher.PublishAsync(channel, ns, command.Data, idempotencyKey: null, fromApi: false, CancellationToken.None);
             return PositionResult(command.Id, result.Position);
         }
         catch (IdempotencyConflictException ex)
@@ -431,7 +435,23 @@ internal sealed partial class CommandHandler
             w.WriteNumber("offset"u8, p.Offset);
         }, position);
 
-    private static byte[] Error(Command command, string code, string message) => FrameEncoder.Error(command.Id, code, message);
+    /// <summary>An error reply; the refusals among them (auth, permission, limits) are counted by reason.</summary>
+    private byte[] Error(Command command, string code, string message)
+    {
+        var reason = code switch
+        {
+            ErrorCodes.Unauthorized => RejectionReasons.Auth,
+            ErrorCodes.PermissionDenied => RejectionReasons.Permission,
+            ErrorCodes.LimitExceeded => RejectionReasons.Limit,
+            _ => null,
+        };
+        if (reason is not null)
+        {
+            _metrics.Rejected(reason, fromApi: false);
+        }
+
+        return FrameEncoder.Error(command.Id, code, message);
+    }
 
     private static partial class Log
     {

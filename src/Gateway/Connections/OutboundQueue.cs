@@ -22,6 +22,8 @@ internal sealed class OutboundQueue
     private int _count;
     private long _bytes;
     private bool _completed;
+    // The accepted time of the oldest stamped publication queued since the queue was last emptied (0: none).
+    private long _oldestAcceptedAt;
 
     public OutboundQueue(long maxBytes, int maxMessages)
     {
@@ -31,14 +33,28 @@ internal sealed class OutboundQueue
 
     public bool IsEmpty => Volatile.Read(ref _count) == 0;
 
-    /// <summary>Queues a frame. False when it would overflow the bounds or the queue is completed.</summary>
-    public bool TryEnqueue(ReadOnlyMemory<byte> frame)
+    /// <summary>Frames queued now, for metrics.</summary>
+    public int Count => Volatile.Read(ref _count);
+
+    /// <summary>Bytes queued now, for metrics.</summary>
+    public long Bytes => Volatile.Read(ref _bytes);
+
+    /// <summary>
+    /// Queues a frame, of a publication accepted at <paramref name="acceptedAtTicks"/> (0: not stamped). False when it
+    /// would overflow the bounds or the queue is completed.
+    /// </summary>
+    public bool TryEnqueue(ReadOnlyMemory<byte> frame, long acceptedAtTicks = 0)
     {
         lock (_lock)
         {
             if (_completed || _bytes + frame.Length > _maxBytes || _count + 1 > _maxMessages)
             {
                 return false;
+            }
+
+            if (_oldestAcceptedAt == 0)
+            {
+                _oldestAcceptedAt = acceptedAtTicks;
             }
 
             Add(frame);
@@ -86,13 +102,19 @@ internal sealed class OutboundQueue
         }
     }
 
+    /// <summary>Takes the frames that fit one batch, as the other overload, for callers that keep no latency.</summary>
+    public int DequeueBatch(Span<ReadOnlyMemory<byte>> batch, int maxBytes, out int batchBytes) => DequeueBatch(batch, maxBytes, out batchBytes, out _);
+
     /// <summary>
     /// Takes the frames that fit one batch: at least one, then more while the total, with a one-byte separator between
-    /// frames, stays within <paramref name="maxBytes"/>. Returns how many were taken into <paramref name="batch"/>.
+    /// frames, stays within <paramref name="maxBytes"/>. Returns how many were taken into <paramref name="batch"/>. When
+    /// the batch empties the queue, <paramref name="oldestAcceptedAt"/> is the accepted time of the oldest stamped
+    /// publication taken since it was last empty (else 0): one fan-out latency sample per write, not per frame.
     /// </summary>
-    public int DequeueBatch(Span<ReadOnlyMemory<byte>> batch, int maxBytes, out int batchBytes)
+    public int DequeueBatch(Span<ReadOnlyMemory<byte>> batch, int maxBytes, out int batchBytes, out long oldestAcceptedAt)
     {
         batchBytes = 0;
+        oldestAcceptedAt = 0;
         var taken = 0;
         lock (_lock)
         {
@@ -107,6 +129,12 @@ internal sealed class OutboundQueue
 
                 batch[taken++] = Take();
                 batchBytes += needed;
+            }
+
+            if (_count == 0)
+            {
+                oldestAcceptedAt = _oldestAcceptedAt;
+                _oldestAcceptedAt = 0;
             }
         }
 
@@ -138,6 +166,7 @@ internal sealed class OutboundQueue
 
             _head = 0;
             _bytes = 0;
+            _oldestAcceptedAt = 0;
             Volatile.Write(ref _count, 0);
         }
     }

@@ -43,7 +43,7 @@ internal sealed partial class WebSocketEndpoint : IDisposable
     private int _admitted;
 
     public WebSocketEndpoint(LocalHub hub, SendScheduler sendScheduler, CommandHandler handler, DrainState drain, PushMetrics metrics, TimeProvider time,
-        IOptions<PushServiceOptions> options, ILogger<ClientConnection> connectionLogger, ILogger<WebSocketEndpoint> logger)
+        IOptions<PushServiceOptions> options, NodeIdentity node, ILogger<ClientConnection> connectionLogger, ILogger<WebSocketEndpoint> logger)
     {
         _hub = hub;
         _sendScheduler = sendScheduler;
@@ -52,7 +52,11 @@ internal sealed partial class WebSocketEndpoint : IDisposable
         _metrics = metrics;
         _time = time;
         _options = options.Value;
-        _settings = new ConnectionSettings(_options.Limits.ClientQueueMaxBytes, _options.Limits.ClientQueueMaxMessages, _options.Limits.MaxMessageBytes);
+        _settings = new ConnectionSettings(_options.Limits.ClientQueueMaxBytes, _options.Limits.ClientQueueMaxMessages, _options.Limits.MaxMessageBytes)
+        {
+            Metrics = metrics,
+            NodeId = node.Id,
+        };
         var attemptsPerMinute = _options.Limits.ConnectionAttemptsPerIpPerMinute;
         _attempts = attemptsPerMinute <= 0 ? null : PartitionedRateLimiter.Create<IPAddress?, string>(address =>
             RateLimitPartition.GetFixedWindowLimiter(address?.ToString() ?? "unknown", _ => new FixedWindowRateLimiterOptions
@@ -102,6 +106,7 @@ internal sealed partial class WebSocketEndpoint : IDisposable
             using var lease = _attempts.AttemptAcquire(context.Connection.RemoteIpAddress);
             if (!lease.IsAcquired)
             {
+                _metrics.Rejected(RejectionReasons.Rate, fromApi: false);
                 var retryAfter = lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(1);
                 await ApiProblems.RetryLater(StatusCodes.Status429TooManyRequests, "Too many requests", retryAfter,
                     "PushService:Limits:ConnectionAttemptsPerIpPerMinute was reached; retry after the Retry-After delay.").ExecuteAsync(context);
@@ -127,6 +132,7 @@ internal sealed partial class WebSocketEndpoint : IDisposable
 
         if (!TryReserve())
         {
+            _metrics.Rejected(RejectionReasons.Limit, fromApi: false);
             await ApiProblems.RetryLater(StatusCodes.Status503ServiceUnavailable, "Node is full", TimeSpan.FromSeconds(5),
                 "This node holds PushService:Limits:MaxConnections connections; connect to another node.").ExecuteAsync(context);
             return;
@@ -137,6 +143,7 @@ internal sealed partial class WebSocketEndpoint : IDisposable
             if (!OriginPolicy.IsAllowed(request.Origin, request.Host, _options.WebSocket))
             {
                 Log.OriginRejected(_logger, request.Origin ?? "");
+                _metrics.Rejected(RejectionReasons.Origin, fromApi: false);
                 await Results.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Origin not allowed",
                     detail: "The Origin of this request is not in PushService:WebSocket:AllowedOrigins.").ExecuteAsync(context);
                 return;
@@ -215,11 +222,7 @@ internal sealed partial class WebSocketEndpoint : IDisposable
 
         connection.Subscriptions.Clear();
         _hub.Remove(connection);
-        _metrics.ConnectionClosed();
-        if (connection.ClosedWith is { } disconnect)
-        {
-            _metrics.Disconnected(disconnect.Code);
-        }
+        _metrics.ConnectionClosed(connection.CloseCode, connection.ClosedBy);
     }
 
     /// <summary>

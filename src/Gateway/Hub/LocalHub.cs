@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using PushService.Broker;
 using Microsoft.Extensions.Options;
@@ -25,12 +26,14 @@ public sealed partial class LocalHub : IBrokerEventHandler
     private readonly PushMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger<LocalHub> _logger;
+    private readonly string _nodeId;
     private int _subscriptionCount;
 
     /// <summary>Creates the hub.</summary>
     public LocalHub(IBroker broker, IPresenceStore presence, IOptions<PushServiceOptions> options, PushMetrics metrics, TimeProvider time,
-        ILogger<LocalHub> logger)
+        ILogger<LocalHub> logger, NodeIdentity? node = null)
     {
+        _nodeId = node?.Id ?? options.Value.NodeId;
         _broker = broker;
         _presence = presence;
         _presenceOptions = options.Value.Presence;
@@ -45,6 +48,9 @@ public sealed partial class LocalHub : IBrokerEventHandler
 
     /// <summary>Open connections on this node.</summary>
     public int ConnectionCount => _connections.Count;
+
+    /// <summary>Channels this node holds a broker subscription for (read for metrics: it takes every bucket's lock).</summary>
+    public int ChannelCount => _channels.Count;
 
     /// <summary>Subscriptions of all connections on this node.</summary>
     public int SubscriptionCount => Volatile.Read(ref _subscriptionCount);
@@ -359,6 +365,8 @@ public sealed partial class LocalHub : IBrokerEventHandler
             return ValueTask.CompletedTask;
         }
 
+        // Only a publication that was traced gets a delivery span, and only while something listens (an exporter).
+        using var activity = publication.TraceParent is { } parent && PushTelemetry.Source.HasListeners() ? StartDelivery(publication, parent) : null;
         var frame = FrameEncoder.Message(publication);
         var delivered = 0;
         foreach (var subscriber in channel.Subscribers)
@@ -368,7 +376,34 @@ public sealed partial class LocalHub : IBrokerEventHandler
         }
 
         _metrics.Delivered(delivered);
+        activity?.SetTag("pushservice.subscribers", delivered);
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>This node's delivery span of <paramref name="publication"/>, a child of the publisher's span.</summary>
+    private Activity? StartDelivery(Publication publication, string traceParent)
+    {
+        if (!ActivityContext.TryParse(traceParent, traceState: null, isRemote: true, out var parent))
+        {
+            return null;
+        }
+
+        var activity = PushTelemetry.Source.StartActivity(PushTelemetry.DeliverSpan, ActivityKind.Consumer, parent);
+        if (activity is { IsAllDataRequested: true })
+        {
+            activity.SetTag("messaging.system", PushTelemetry.MessagingSystem);
+            activity.SetTag("messaging.operation.type", "process");
+            activity.SetTag("messaging.destination.name", publication.Channel);
+            activity.SetTag("pushservice.offset", publication.Offset);
+            activity.SetTag(PushTelemetry.NodeTag, _nodeId);
+            if (publication.AcceptedAtTicks > 0)
+            {
+                // How long the publication took to reach this node: the backplane's share of the fan-out latency.
+                activity.SetTag("pushservice.delivery.lag_ms", Math.Max(0, (_time.GetUtcNow().UtcTicks - publication.AcceptedAtTicks) / (double)TimeSpan.TicksPerMillisecond));
+            }
+        }
+
+        return activity;
     }
 
     /// <inheritdoc />

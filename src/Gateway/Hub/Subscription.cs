@@ -107,6 +107,6 @@ internal sealed class Subscription
         }
 
         _offset = publication.Offset;
-        Connection.Send(frame);
+        Connection.Send(frame, publication.AcceptedAtTicks);
     }
 }

@@ -1,6 +1,6 @@
 // Command render renders a Helm chart as `helm template` does, for machines without the helm binary: Go text/template
 // with Sprig's functions and Helm's own (include, tpl, required, fail, toYaml, fromYaml, toJson, fromJson, lookup),
-// the objects .Values, .Release, .Chart, .Capabilities and .Template, values merged from the chart's values.yaml, -f
+// the objects .Values, .Release, .Chart, .Capabilities, .Files (Get) and .Template, values merged from the chart's values.yaml, -f
 // files and --set flags, "<no value>" removed, partials (_*.tpl) not printed, and NOTES.txt rendered on request.
 //
 //	render -chart deploy/helm/pushservice [-name push] [-namespace default] [-f values.yaml]... [-set a.b=c]...
@@ -120,6 +120,7 @@ func render(chartDir, release, namespace string, files, sets []string) (string, 
 			"Name": chart["name"], "Version": chart["version"], "AppVersion": chart["appVersion"], "Description": chart["description"],
 			"Type": chart["type"], "KubeVersion": chart["kubeVersion"],
 		},
+		"Files": chartFiles{dir: chartDir},
 		"Capabilities": map[string]interface{}{
 			"KubeVersion": map[string]interface{}{"Version": "v1.30.0", "Major": "1", "Minor": "30"},
 		},
@@ -306,4 +307,16 @@ func parseScalar(s string) interface{} {
 		return i
 	}
 	return s
+}
+
+// chartFiles is Helm's .Files: the chart's files by path relative to its root, symbolic links followed as Helm follows
+// them when it loads a chart directory; a file that is not there reads as empty, as in Helm.
+type chartFiles struct{ dir string }
+
+func (f chartFiles) Get(name string) string {
+	data, err := os.ReadFile(filepath.Join(f.dir, filepath.FromSlash(name)))
+	if err != nil {
+		return ""
+	}
+	return string(data)
 }

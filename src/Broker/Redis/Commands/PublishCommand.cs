@@ -42,7 +42,7 @@ internal sealed class PublishCommand
             key is null ? 0 : (long)broker.IdempotencyWindow.TotalMilliseconds,
             (long)broker.PositionTtl.TotalMilliseconds,
         ];
-        _strings = [keys.PubSub(channel), options.TraceParent ?? "", Epochs.New(), !announce ? "-" : sharded ? "1" : "0"];
+        _strings = [keys.PubSub(channel), RedisEnvelope.Context(options.TraceParent, options.AcceptedAtTicks), Epochs.New(), !announce ? "-" : sharded ? "1" : "0"];
     }
 
     /// <summary>The channel's meta key, which names the slot (and so the server) its publications are stored on.</summary>
