@@ -40,8 +40,10 @@ command -v go >/dev/null 2>&1 || missing+=(golang-go)
 [ -d /usr/share/gocode/src/github.com/Masterminds/sprig ] || missing+=(golang-github-masterminds-sprig-dev)
 [ -d /usr/share/gocode/src/sigs.k8s.io/yaml ] || missing+=(golang-k8s-sigs-yaml-dev)
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+# The metrics tests start a real Prometheus and check the alert rules with its promtool.
+command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing ${missing[*]} with apt-get (the Helm chart's renderer and the rolling-upgrade test need them)."
+  echo "installing ${missing[*]} with apt-get (the Helm chart's renderer, the rolling-upgrade test and the metrics tests need them)."
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null

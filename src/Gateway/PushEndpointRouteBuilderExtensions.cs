@@ -27,6 +27,12 @@ public static class PushEndpointRouteBuilderExtensions
         var requestLogger = app.Services.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("PushService.Gateway.Requests");
         app.Use(async (context, next) =>
         {
+            // A traced request says which trace it is in (W3C Trace Context's traceresponse), so a caller can look it up.
+            if (System.Diagnostics.Activity.Current is { Recorded: true, IdFormat: System.Diagnostics.ActivityIdFormat.W3C } activity)
+            {
+                context.Response.Headers["traceresponse"] = activity.Id;
+            }
+
             using (requestLogger.BeginScope(nodeScope))
             {
                 await next(context);

@@ -35,7 +35,8 @@ public sealed partial class GatewayProcess : IAsyncDisposable
 
     public string Output => string.Join('\n', _output);
 
-    public static Task<GatewayProcess> StartAsync(string nodeId, string redis, IDictionary<string, string>? settings = null)
+    public static Task<GatewayProcess> StartAsync(string nodeId, string redis, IDictionary<string, string>? settings = null,
+        IDictionary<string, string>? environment = null)
     {
         var settingsByKey = new Dictionary<string, string>
         {
@@ -52,7 +53,13 @@ public sealed partial class GatewayProcess : IAsyncDisposable
             settingsByKey[key] = value;
         }
 
-        return LaunchAsync(nodeId, settingsByKey.Select(s => $"--{s.Key}={s.Value}").ToList(), new Dictionary<string, string> { ["DOTNET_gcServer"] = "0" });
+        var variables = new Dictionary<string, string> { ["DOTNET_gcServer"] = "0" };
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            variables[key] = value;
+        }
+
+        return LaunchAsync(nodeId, settingsByKey.Select(s => $"--{s.Key}={s.Value}").ToList(), variables);
     }
 
     /// <summary>
