@@ -40,8 +40,8 @@ public sealed partial class MetricsTests
         await using var b = await GatewayProcess.StartAsync("metrics-b", redis.Configuration, settings);
 
         // Three subscribers on A, two on B; then a client on B that subscribes before connecting (refused: 4001).
-        var onA = await SubscribersAsync(a, 3);
-        var onB = await SubscribersAsync(b, 2);
+        var onA = await Subscribers.OpenAsync(a.WebSocketUri, Channel, 3);
+        var onB = await Subscribers.OpenAsync(b.WebSocketUri, Channel, 2);
         await using (var early = await TestClient.OpenAsync(b.WebSocketUri))
         {
             await early.SendRawAsync("{\"op\":\"subscribe\",\"id\":1,\"channel\":\"telemetry\"}");
@@ -216,19 +216,6 @@ public sealed partial class MetricsTests
         return await MetricsScrape.ReadAsync(node.Http);
     }
 
-    private static async Task<List<TestClient>> SubscribersAsync(GatewayProcess node, int count)
-    {
-        var clients = new List<TestClient>();
-        for (var i = 0; i < count; i++)
-        {
-            var client = await TestClient.OpenAsync(node.WebSocketUri);
-            await client.ResultAsync(new { op = "connect" });
-            await client.ResultAsync(new { op = "subscribe", channel = Channel });
-            clients.Add(client);
-        }
-
-        return clients;
-    }
 
     private static async Task<HttpResponseMessage> PublishAsync(GatewayProcess node, string key, string data)
     {

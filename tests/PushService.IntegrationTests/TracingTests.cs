@@ -22,8 +22,8 @@ public sealed class TracingTests
         await using var redis = await RedisServer.StartAsync();
         await using var a = TracedGateway.Start("trace-a", redis.Configuration);
         await using var b = TracedGateway.Start("trace-b", redis.Configuration);
-        var onA = await SubscribersAsync(a, 1);
-        var onB = await SubscribersAsync(b, 3);
+        var onA = await Subscribers.OpenAsync(a.WebSocketUri, Channel, 1);
+        var onB = await Subscribers.OpenAsync(b.WebSocketUri, Channel, 3);
 
         using (var response = await a.Http.PostAsync($"/api/v1/channels/{Channel}/messages", Json("{\"data\":{\"n\":1}}")))
         {
@@ -91,7 +91,7 @@ public sealed class TracingTests
             ["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio",
             ["OTEL_TRACES_SAMPLER_ARG"] = "0",
         });
-        var subscribers = await SubscribersAsync(node, 2);
+        var subscribers = await Subscribers.OpenAsync(node.WebSocketUri, Channel, 2);
         for (var i = 0; i < 5; i++)
         {
             using var response = await node.Http.PostAsync($"/api/v1/channels/{Channel}/messages", Json($"{{\"data\":{i}}}"));
@@ -119,19 +119,5 @@ public sealed class TracingTests
         await Poll.UntilAsync(() => (found = [.. node.Spans.Snapshot().Where(match)]).Count > 0, timeout ?? TimeSpan.FromSeconds(10),
             () => "no such span among: " + string.Join(", ", node.Spans.Snapshot().Select(s => $"{s.Source.Name}/{s.OperationName}/{s.Kind}")));
         return Assert.Single(found);
-    }
-
-    private static async Task<List<TestClient>> SubscribersAsync(TracedGateway node, int count)
-    {
-        var clients = new List<TestClient>();
-        for (var i = 0; i < count; i++)
-        {
-            var client = await TestClient.OpenAsync(node.WebSocketUri);
-            await client.ResultAsync(new { op = "connect" });
-            await client.ResultAsync(new { op = "subscribe", channel = Channel });
-            clients.Add(client);
-        }
-
-        return clients;
     }
 }
