@@ -6,7 +6,7 @@
 # The idle figures in docs/benchmarks.md add --await-connect (PushService's subscribers wait for the connect reply before
 # they subscribe, as the SDK does and as the peers' clients wait for their handshakes); without it they send both back
 # to back, which cost PushService about 1 KiB a connection on Kestrel's socket transport and about 0.3 KiB on its own
-# lean transport, the default (docs/benchmarks.md says why).
+# lean transport, the default (docs/benchmarks-history.md says why).
 # Regimes (issue 5): A notifications (2000 conns x 1 of 10 channels, 20k deliveries/s); B dashboards (200 conns x 10
 # channels, 100k/s); C feeds (100 conns x 10 channels, 200k/s).
 set -euo pipefail

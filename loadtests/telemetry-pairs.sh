@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The telemetry's cost in alternating pairs, so drifts of the machine hit both sides alike (docs/benchmarks.md#telemetry):
+# The telemetry's cost in alternating pairs, so drifts of the machine hit both sides alike (docs/benchmarks.md, "Telemetry"):
 #   loadtests/telemetry-pairs.sh B|C pairs metrics   telemetry off (PushService:Telemetry:Enabled=false) against on
 #   loadtests/telemetry-pairs.sh B|C pairs tracing   metrics only against tracing everything over OTLP to a port where
 #                                                    nothing listens (the exporters do all their work, then fail to send)

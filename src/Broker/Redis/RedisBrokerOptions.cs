@@ -77,7 +77,7 @@ public sealed class RedisBrokerOptions
     /// <summary>
     /// Read pub/sub messages on a connection of the broker's own, on the thread where they arrive, rather than through
     /// StackExchange.Redis, which hands each message between threads two or three times (a node receiving 2,000
-    /// publications a second spent 57–68 µs of CPU per message that way; docs/benchmarks.md). Applies to a plain
+    /// publications a second spent 57–68 µs of CPU per message that way; docs/benchmarks-history.md). Applies to a plain
     /// connection to one Redis server (one endpoint, no TLS, no Sentinel service, not sharded pub/sub); other setups
     /// subscribe through StackExchange.Redis.
     /// </summary>
@@ -87,7 +87,7 @@ public sealed class RedisBrokerOptions
     /// <summary>
     /// Run the publish script on a connection of the broker's own, whose replies are read, and whose callers go on, on the
     /// thread where they arrive, rather than through StackExchange.Redis, which hands each reply between threads two or
-    /// three times (docs/benchmarks.md). Applies where <see cref="DirectSubscriptions"/> does, unless the server is a Redis
+    /// three times (docs/benchmarks-history.md). Applies where <see cref="DirectSubscriptions"/> does, unless the server is a Redis
     /// Cluster node; while the broker's own connection is reconnecting, publications go through StackExchange.Redis.
     /// </summary>
     /// <value>The default value is true.</value>
@@ -96,7 +96,7 @@ public sealed class RedisBrokerOptions
     /// <summary>
     /// Read Redis replies and pub/sub messages on StackExchange.Redis's own dedicated threads instead of the .NET thread
     /// pool. The thread pool saves a hand-off between threads per reply and per message (about 30% of the gateway's
-    /// CPU per publication; docs/benchmarks.md); dedicated threads keep Redis reads going in an application that starves
+    /// CPU per publication; docs/benchmarks-history.md); dedicated threads keep Redis reads going in an application that starves
     /// the thread pool with blocking calls, which the gateway does not make.
     /// </summary>
     /// <value>The default value is false.</value>

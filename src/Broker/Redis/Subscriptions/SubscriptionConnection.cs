@@ -10,7 +10,7 @@ namespace PushService.Broker.Redis.Subscriptions;
 /// The broker's own pub/sub connection to one Redis server, read where the socket's data arrives. StackExchange.Redis
 /// hands every pub/sub message from its socket reader to its pipe's reader and on to a channel queue's reader, each a
 /// thread-pool wake-up; a node receiving C's 2,000 publications a second spent 57–68 µs of CPU per message that way,
-/// where a bare socket read on the socket event thread costs 10–15 µs (docs/benchmarks.md, "What limits CPU per
+/// where a bare socket read on the socket event thread costs 10–15 µs (docs/benchmarks-history.md, "What limits CPU per
 /// delivery"). Messages go to the broker's callback on the reading thread, in the order Redis sent them.
 /// </summary>
 /// <remarks>

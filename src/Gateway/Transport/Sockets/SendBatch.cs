@@ -15,7 +15,7 @@ internal interface IBatchedFlushCompletion
 /// The sends of one send loop's round, handed to the kernel together: each connection's flush moves its buffered bytes
 /// into the batch (<see cref="TryAdd"/>), and <see cref="Submit"/> sends them all with one io_uring system call, then
 /// ends each flush as its own send came out. On this kind of machine a system call's entry and exit cost about as much
-/// as a small loopback send's own work (docs/benchmarks.md, "What changed: one system call per round"), and a round of
+/// as a small loopback send's own work (docs/benchmarks-history.md, "What changed: one system call per round"), and a round of
 /// a fan-out is a send to each of hundreds of sockets.
 /// </summary>
 /// <remarks>
