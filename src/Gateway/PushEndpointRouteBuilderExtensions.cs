@@ -28,7 +28,9 @@ public static class PushEndpointRouteBuilderExtensions
         app.Use(async (context, next) =>
         {
             // A traced request says which trace it is in (W3C Trace Context's traceresponse), so a caller can look it up.
-            if (System.Diagnostics.Activity.Current is { Recorded: true, IdFormat: System.Diagnostics.ActivityIdFormat.W3C } activity)
+            // Only an activity a tracer provider sampled counts: without one, ASP.NET Core still makes an activity of its
+            // own (no source) and takes the caller's sampled flag, though nothing records it.
+            if (System.Diagnostics.Activity.Current is { Recorded: true, IdFormat: System.Diagnostics.ActivityIdFormat.W3C, Source.Name.Length: > 0 } activity)
             {
                 context.Response.Headers["traceresponse"] = activity.Id;
             }

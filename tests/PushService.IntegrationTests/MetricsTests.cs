@@ -64,6 +64,16 @@ public sealed partial class MetricsTests
             Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
         }
 
+        // Without a collector nothing is traced, so no response claims a trace, even for a caller that sent one.
+        using (var untraced = new HttpRequestMessage(HttpMethod.Get, "/api/v1/info"))
+        {
+            untraced.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Key);
+            untraced.Headers.Add("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+            using var info = await a.Http.SendAsync(untraced);
+            Assert.Equal(HttpStatusCode.OK, info.StatusCode);
+            Assert.False(info.Headers.Contains("traceresponse"));
+        }
+
         foreach (var client in onA.Concat(onB))
         {
             await client.MessagesAsync(Channel, Published);

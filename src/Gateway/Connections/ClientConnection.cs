@@ -44,7 +44,6 @@ internal sealed partial class ClientConnection : IBatchedFlushCompletion
     private long _lastActivityTicks;
     private long _pingSentAtTicks;
     private readonly PushMetrics? _metrics;
-    private readonly string _nodeId;
     // What the flush in progress wrote: the oldest stamped publication's accepted time (0: none) and the payload bytes.
     private long _writeAcceptedAt;
     private long _writeBytes;
@@ -64,7 +63,6 @@ internal sealed partial class ClientConnection : IBatchedFlushCompletion
         _time = time;
         _logger = logger;
         _metrics = settings.Metrics;
-        _nodeId = settings.NodeId ?? "";
         OpenedAtTicks = time.GetUtcNow().UtcTicks;
         _lastActivityTicks = OpenedAtTicks;
     }
@@ -317,8 +315,6 @@ internal sealed partial class ClientConnection : IBatchedFlushCompletion
     /// </remarks>
     public async Task RunAsync(Func<ClientConnection, ReadOnlyMemory<byte>, ValueTask> handleMessage)
     {
-        // Everything the receive loop and the commands it runs log carries the node and the connection.
-        using var scope = _logger.BeginScope(LogScope.Connection(_nodeId, Id));
         var input = _transport.Input;
         using var reader = new WebSocketReader(_maxMessageBytes);
         try
@@ -648,9 +644,6 @@ internal readonly record struct ConnectionSettings(long QueueMaxBytes, int Queue
 {
     /// <summary>Where the connection reports bytes sent, fan-out latency and slow-consumer closes; none in benchmarks of the bare path.</summary>
     public PushMetrics? Metrics { get; init; }
-
-    /// <summary>The node id the connection's log scope carries.</summary>
-    public string? NodeId { get; init; }
 }
 
 /// <summary>The values of the <c>initiator</c> tag of <c>pushservice.connections.closed</c>.</summary>

@@ -77,8 +77,10 @@ internal sealed partial class CommandHandler
             return;
         }
 
-        // What the command logs, here and in the hub and broker beneath it, names its channel.
-        using var scope = command.Channel is { } channel ? _logger.BeginScope(LogScope.Channel(channel)) : null;
+        // What the command logs, here and in the hub and broker beneath it, names the node, the connection and the channel.
+        // A scope per command rather than per connection: an idle connection's scope cost 0.6 KiB of its memory (its
+        // own execution context for as long as it lives); the connection's own logs name it in their messages.
+        using var scope = _logger.BeginScope(LogScope.Command(_node.Id, connection.Id, command.Channel));
         try
         {
             var reply = command.Op switch

@@ -43,7 +43,7 @@ internal sealed partial class WebSocketEndpoint : IDisposable
     private int _admitted;
 
     public WebSocketEndpoint(LocalHub hub, SendScheduler sendScheduler, CommandHandler handler, DrainState drain, PushMetrics metrics, TimeProvider time,
-        IOptions<PushServiceOptions> options, NodeIdentity node, ILogger<ClientConnection> connectionLogger, ILogger<WebSocketEndpoint> logger)
+        IOptions<PushServiceOptions> options, ILogger<ClientConnection> connectionLogger, ILogger<WebSocketEndpoint> logger)
     {
         _hub = hub;
         _sendScheduler = sendScheduler;
@@ -55,7 +55,6 @@ internal sealed partial class WebSocketEndpoint : IDisposable
         _settings = new ConnectionSettings(_options.Limits.ClientQueueMaxBytes, _options.Limits.ClientQueueMaxMessages, _options.Limits.MaxMessageBytes)
         {
             Metrics = metrics,
-            NodeId = node.Id,
         };
         var attemptsPerMinute = _options.Limits.ConnectionAttemptsPerIpPerMinute;
         _attempts = attemptsPerMinute <= 0 ? null : PartitionedRateLimiter.Create<IPAddress?, string>(address =>

@@ -11,7 +11,7 @@ namespace PushService.Gateway.Telemetry;
 /// The hot path pays one counter update per fan-out (deliveries are counted per publication with the number of local
 /// subscribers, never per subscriber) and one histogram sample and one counter update per socket write. Everything that
 /// is a state rather than an event (channels, queued frames, the backplane) is observed when metrics are collected,
-/// by <see cref="NodeGauges"/>.
+/// by <see cref="Hub.NodeGauges"/>.
 /// </remarks>
 public sealed class PushMetrics
 {
@@ -67,7 +67,7 @@ public sealed class PushMetrics
             tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
     }
 
-    /// <summary>The meter, for instruments observed elsewhere (<see cref="NodeGauges"/>).</summary>
+    /// <summary>The meter, for instruments observed elsewhere (<see cref="Hub.NodeGauges"/>).</summary>
     public Meter Meter { get; }
 
     /// <summary>A publication was accepted from the REST API (<paramref name="fromApi"/>) or a client.</summary>

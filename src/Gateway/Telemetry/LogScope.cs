@@ -15,12 +15,11 @@ internal sealed class LogScope : IReadOnlyList<KeyValuePair<string, object?>>
     /// <summary>Every request's scope on this node (one shared instance: nothing allocated per request for it).</summary>
     public static LogScope Node(string nodeId) => new(new KeyValuePair<string, object?>("NodeId", nodeId));
 
-    /// <summary>A WebSocket connection's scope, for everything its receive loop and commands log.</summary>
-    public static LogScope Connection(string nodeId, string connectionId) =>
-        new(new KeyValuePair<string, object?>("NodeId", nodeId), new KeyValuePair<string, object?>("ConnectionId", connectionId));
-
-    /// <summary>A command's channel.</summary>
-    public static LogScope Channel(string channel) => new(new KeyValuePair<string, object?>("Channel", channel));
+    /// <summary>A client command's scope: the node, the connection and, for a command about one, the channel.</summary>
+    public static LogScope Command(string nodeId, string connectionId, string? channel) => channel is null
+        ? new(new KeyValuePair<string, object?>("NodeId", nodeId), new KeyValuePair<string, object?>("ConnectionId", connectionId))
+        : new(new KeyValuePair<string, object?>("NodeId", nodeId), new KeyValuePair<string, object?>("ConnectionId", connectionId),
+            new KeyValuePair<string, object?>("Channel", channel));
 
     public KeyValuePair<string, object?> this[int index] => _items[index];
 

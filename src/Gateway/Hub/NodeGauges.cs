@@ -1,13 +1,14 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Hosting;
 using PushService.Broker;
-using PushService.Gateway.Hub;
+using PushService.Gateway.Telemetry;
 
-namespace PushService.Gateway.Telemetry;
+namespace PushService.Gateway.Hub;
 
 /// <summary>
-/// The node's states as observable instruments on the gateway's meter: read when metrics are collected (a scrape, an
-/// export), so they cost the hot path nothing. A hosted service only so the host creates it at start.
+/// The node's states as observable instruments on the gateway's meter: the hub's channels and its connections' queues,
+/// and the broker's state. Read when metrics are collected (a scrape, an export), so they cost the hot path nothing. A
+/// hosted service only so the host creates it at start.
 /// </summary>
 internal sealed class NodeGauges : IHostedService
 {
