@@ -78,8 +78,8 @@ internal sealed partial class CommandHandler
         }
 
         // What the command logs, here and in the hub and broker beneath it, names the node, the connection and the channel.
-        // A scope per command rather than per connection: an idle connection's scope cost 0.6 KiB of its memory (its
-        // own execution context for as long as it lives); the connection's own logs name it in their messages.
+        // A scope per command rather than per connection: a scope held for a connection's life would give every idle
+        // connection an execution context of its own; the connection's own logs name it in their messages.
         using var scope = _logger.BeginScope(LogScope.Command(_node.Id, connection.Id, command.Channel));
         try
         {
