@@ -3,7 +3,7 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using PushService.Broker;
 using PushService.Gateway.Api;
-using PushService.Gateway.Auth;
+using PushService.Gateway.Configuration;
 using PushService.Gateway.Connections;
 using PushService.Gateway.Draining;
 using PushService.Gateway.Sdk;

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using PushService.Gateway.Configuration;
 using PushService.Gateway.Connections;
 using PushService.Gateway.Transport;
 using PushService.Gateway.Transport.Sockets;
@@ -39,23 +40,22 @@ public static class PushGatewayHostBuilderExtensions
     /// </remarks>
     public static WebApplicationBuilder UsePushGatewayServer(this WebApplicationBuilder builder)
     {
-        var inline = builder.Configuration.GetValue("PushService:Server:InlineSocketScheduling", defaultValue: true);
-        builder.WebHost.UseSockets(options => options.UnsafePreferInlineScheduling = inline);
-        if (builder.Configuration.GetValue("PushService:Server:InlineSocketCompletions", defaultValue: true)
-            && Environment.GetEnvironmentVariable(InlineCompletionsVariable) is null)
+        var server = PushServiceOptions.From(builder.Configuration).Server;
+        builder.WebHost.UseSockets(options => options.UnsafePreferInlineScheduling = server.InlineSocketScheduling);
+        if (server.InlineSocketCompletions && Environment.GetEnvironmentVariable(InlineCompletionsVariable) is null)
         {
             // The runtime reads it once, at the process's first asynchronous socket operation, which comes later (Kestrel
             // binds and Redis connects when the host starts). An operator's own setting, 0 included, is left alone.
             Environment.SetEnvironmentVariable(InlineCompletionsVariable, "1");
         }
 
-        if (builder.Configuration.GetValue("PushService:Server:LeanTransport", defaultValue: true))
+        if (server.LeanTransport)
         {
             // Registered after Kestrel's: Kestrel tries the last registered transport first.
             builder.Services.AddSingleton<IConnectionListenerFactory, LeanSocketTransportFactory>();
         }
 
-        if (builder.Configuration.GetValue("PushService:Server:DirectWebSockets", defaultValue: true))
+        if (server.DirectWebSockets)
         {
             builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(listen => listen.Use(next =>
             {

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.RateLimiting;
@@ -11,10 +10,6 @@ using OpenTelemetry.Logs;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
-using PushService.Broker;
-using Polly;
-using Polly.CircuitBreaker;
-using PushService.Broker.Control;
 using PushService.Broker.InMemory;
 using PushService.Broker.Redis;
 using PushService.Gateway;
@@ -41,6 +36,7 @@ public static class PushGatewayServiceCollectionExtensions
     public static PushGatewayBuilder AddPushGateway(this IServiceCollection services, IConfiguration configuration)
     {
         var section = configuration.GetSection(PushServiceOptions.SectionName);
+        var configured = PushServiceOptions.From(configuration);
         services.AddOptions<PushServiceOptions>().Bind(section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<PushServiceOptions>, PushServiceOptionsValidator>();
 
@@ -51,7 +47,7 @@ public static class PushGatewayServiceCollectionExtensions
         services.AddSingleton<JwksKeySource>();
         services.AddHostedService(sp => sp.GetRequiredService<JwksKeySource>());
         services.AddHttpClient(JwksKeySource.HttpClientName).AddStandardResilienceHandler();
-        services.AddPushRateLimits(section);
+        services.AddPushRateLimits(configured.Limits.PublishesPerSecondPerKey);
         services.AddSingleton<PushMetrics>();
         services.AddSingleton<LocalHub>();
         services.AddSingleton<Publisher>();
@@ -79,7 +75,7 @@ public static class PushGatewayServiceCollectionExtensions
         services.AddMetrics();
 
         var builder = new PushGatewayBuilder(services, configuration);
-        if (string.IsNullOrWhiteSpace(section["Redis:Configuration"]))
+        if (string.IsNullOrWhiteSpace(section.GetSection("Redis").Get<RedisBrokerOptions>()?.Configuration))
         {
             builder.AddInMemoryBroker();
         }
@@ -89,7 +85,7 @@ public static class PushGatewayServiceCollectionExtensions
         }
 
         services.AddHostedService<NodeGauges>();
-        if (section.GetValue("Telemetry:Enabled", defaultValue: true))
+        if (configured.Telemetry.Enabled)
         {
             services.AddPushTelemetry(configuration);
         }
@@ -165,9 +161,8 @@ public static class PushGatewayServiceCollectionExtensions
     /// <c>Retry-After</c>. (WebSocket upgrades per client IP are limited by <see cref="WebSocketEndpoint"/>, which both
     /// accept paths go through.)
     /// </summary>
-    private static IServiceCollection AddPushRateLimits(this IServiceCollection services, IConfigurationSection section)
+    private static IServiceCollection AddPushRateLimits(this IServiceCollection services, int publishesPerSecond)
     {
-        var publishesPerSecond = section.GetValue("Limits:PublishesPerSecondPerKey", 10_000);
         return services.AddRateLimiter(limiter =>
         {
             limiter.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
@@ -193,54 +188,24 @@ public static class PushGatewayServiceCollectionExtensions
     /// <summary>The most series one metric keeps.</summary>
     private const int MetricCardinalityLimit = 500;
 
-    /// <summary>Uses the single-node in-memory broker.</summary>
+    /// <summary>Uses the single-node in-memory broker, with <c>PushService:IdempotencyWindow</c>.</summary>
     public static PushGatewayBuilder AddInMemoryBroker(this PushGatewayBuilder builder)
     {
         builder.Services.AddOptions<InMemoryBrokerOptions>()
-            .Configure<IOptions<PushServiceOptions>>((broker, push) => broker.IdempotencyWindow = push.Value.IdempotencyWindow)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
-        builder.Services.RemoveAll<IBroker>();
-        builder.Services.RemoveAll<IPresenceStore>();
-        builder.Services.RemoveAll<IControlPlane>();
-        builder.Services.AddSingleton<IControlPlane, LocalControlPlane>();
-        builder.Services.AddSingleton<InMemoryBroker>();
-        builder.Services.AddSingleton<IBroker>(sp => sp.GetRequiredService<InMemoryBroker>());
-        builder.Services.AddSingleton<IPresenceStore, InMemoryPresenceStore>();
+            .Configure<IOptions<PushServiceOptions>>((broker, push) => broker.IdempotencyWindow = push.Value.IdempotencyWindow);
+        builder.Services.AddInMemoryPushBroker();
         return builder;
     }
 
     /// <summary>
-    /// Uses the Redis backplane, configured from <c>PushService:Redis</c> (<c>Configuration</c>, <c>KeyPrefix</c>,
-    /// <c>OperationTimeout</c>, <c>BreakDuration</c>, <c>PositionTtl</c>, <c>ShardedPubSub</c>, <c>DedicatedIoThreads</c>) and
-    /// <c>PushService:IdempotencyWindow</c>.
+    /// Uses the Redis backplane, configured from <c>PushService:Redis</c> (see <see cref="RedisBrokerOptions"/>) and
+    /// <c>PushService:IdempotencyWindow</c>; <paramref name="configure"/> runs last.
     /// </summary>
     public static PushGatewayBuilder AddRedisBroker(this PushGatewayBuilder builder, Action<RedisBrokerOptions>? configure = null)
     {
-        var services = builder.Services;
-        services.AddOptions<RedisBrokerOptions>()
-            .Bind(builder.Configuration.GetSection($"{PushServiceOptions.SectionName}:Redis"))
-            .Configure<IOptions<PushServiceOptions>>((redis, push) => redis.IdempotencyWindow = push.Value.IdempotencyWindow)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
-        if (configure is not null)
-        {
-            services.Configure(configure);
-        }
-
-        services.TryAddSingleton<CircuitBreakerStateProvider>();
-        services.AddResiliencePipeline(RedisBroker.PipelineName, static (pipeline, context) => RedisBroker.ConfigurePipeline(
-            pipeline,
-            context.ServiceProvider.GetRequiredService<IOptions<RedisBrokerOptions>>().Value,
-            context.ServiceProvider.GetRequiredService<CircuitBreakerStateProvider>()));
-        services.RemoveAll<IBroker>();
-        services.RemoveAll<IPresenceStore>();
-        services.TryAddSingleton<RedisConnection>();
-        services.TryAddSingleton<RedisBroker>();
-        services.AddSingleton<IBroker>(sp => sp.GetRequiredService<RedisBroker>());
-        services.AddSingleton<IPresenceStore, RedisPresenceStore>();
-        services.RemoveAll<IControlPlane>();
-        services.AddSingleton<IControlPlane, RedisControlPlane>();
+        builder.Services.AddOptions<RedisBrokerOptions>()
+            .Configure<IOptions<PushServiceOptions>>((redis, push) => redis.IdempotencyWindow = push.Value.IdempotencyWindow);
+        builder.Services.AddRedisPushBroker(builder.Configuration.GetSection($"{PushServiceOptions.SectionName}:Redis"), configure);
         return builder;
     }
 

@@ -4,7 +4,6 @@ using System.Text;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using PushService.Gateway.Auth;
 using PushService.Gateway.Configuration;
 using PushService.Gateway.Telemetry;
 

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Configuration;
 
 namespace PushService.Gateway.Configuration;
 
@@ -11,9 +12,6 @@ public sealed class PushServiceOptions
     /// <summary>This node's id, shown to clients and in <c>/api/v1/info</c>.</summary>
     /// <value>The default value is the host name plus a random suffix.</value>
     public string NodeId { get; set; } = "";
-
-    /// <summary>The Redis backplane.</summary>
-    public RedisOptions Redis { get; set; } = new();
 
     /// <summary>Client authentication.</summary>
     public AuthOptions Auth { get; set; } = new();
@@ -48,6 +46,48 @@ public sealed class PushServiceOptions
 
     /// <summary>How the node hands its clients to the others when it stops.</summary>
     public DrainOptions Drain { get; set; } = new();
+
+    /// <summary>The server's performance switches, read once when the host is built.</summary>
+    public ServerOptions Server { get; set; } = new();
+
+    // The Redis backplane, PushService:Redis, is bound by the broker's own options (RedisBrokerOptions), and only there.
+
+    /// <summary>
+    /// The tree as configured, for what the composition decides before the service provider exists (the transport, the
+    /// broker, telemetry). Everything else takes <c>IOptions&lt;PushServiceOptions&gt;</c>, bound from the same section.
+    /// </summary>
+    public static PushServiceOptions From(IConfiguration configuration)
+    {
+        var options = new PushServiceOptions();
+        configuration.GetSection(SectionName).Bind(options);
+        return options;
+    }
+}
+
+/// <summary>
+/// The server's performance switches: each is on by default and, off, bypasses one part of the gateway's own I/O path
+/// for the framework's (README.md's configuration table, docs/benchmarks-history.md for what each is worth).
+/// </summary>
+public sealed class ServerOptions
+{
+    /// <summary>Serve TCP with the gateway's lean socket transport; off uses Kestrel's socket transport.</summary>
+    /// <value>The default value is true.</value>
+    public bool LeanTransport { get; set; } = true;
+
+    /// <summary>With Kestrel's socket transport, run its continuations inline; off hops to its I/O queue threads.</summary>
+    /// <value>The default value is true.</value>
+    public bool InlineSocketScheduling { get; set; } = true;
+
+    /// <summary>
+    /// Complete socket operations on the runtime's socket event thread (sets <c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c>
+    /// for the process unless the environment sets it); off leaves the thread pool to run every completion.
+    /// </summary>
+    /// <value>The default value is true.</value>
+    public bool InlineSocketCompletions { get; set; } = true;
+
+    /// <summary>Take <c>/ws</c> upgrades straight off Kestrel's connection; off leaves them to the HTTP pipeline.</summary>
+    /// <value>The default value is true.</value>
+    public bool DirectWebSockets { get; set; } = true;
 }
 
 /// <summary>
@@ -115,14 +155,6 @@ public sealed class ClusterOptions
     /// </summary>
     /// <value>The default value is 0.</value>
     public TimeSpan UnsubscribeDelay { get; set; } = TimeSpan.Zero;
-}
-
-/// <summary>The Redis backplane.</summary>
-public sealed class RedisOptions
-{
-    /// <summary>A StackExchange.Redis configuration string. Empty runs a single node on the in-memory broker.</summary>
-    /// <value>The default value is empty.</value>
-    public string Configuration { get; set; } = "";
 }
 
 /// <summary>Client authentication.</summary>

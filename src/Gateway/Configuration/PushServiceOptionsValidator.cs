@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Options;
-using PushService.Gateway.Auth;
 using PushService.Gateway.Protocol;
 
 namespace PushService.Gateway.Configuration;

@@ -1,9 +1,9 @@
 using System.Security.Cryptography;
 using Microsoft.IdentityModel.Tokens;
 
-namespace PushService.Gateway.Auth;
+namespace PushService.Gateway.Configuration;
 
-/// <summary>Reads configured signing keys.</summary>
+/// <summary>Reads configured signing keys: the options validator checks them at start-up, the token validator uses them.</summary>
 public static class TokenKeys
 {
     /// <summary>Reads a PEM RSA public key (SubjectPublicKeyInfo or PKCS#1).</summary>

@@ -1,4 +1,4 @@
-namespace PushService.Gateway.Auth;
+namespace PushService.Gateway.Configuration;
 
 /// <summary>The scopes of REST API keys.</summary>
 public static class ApiScopes
