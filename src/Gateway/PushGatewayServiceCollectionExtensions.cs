@@ -111,7 +111,8 @@ public static class PushGatewayServiceCollectionExtensions
                 // ASP.NET Core's request durations, Kestrel's connections and unhandled exceptions, by meter name.
                 // AddAspNetCoreInstrumentation would also enable the routing and rate limiting meters (a route match and a
                 // lease's start, end and duration on every publish request) and put its own middleware in front of every
-                // request: +6% CPU per delivery in regime B (docs/benchmarks-history.md, "Telemetry"), for nothing the request metrics miss.
+                // request: +6% CPU per delivery in regime B (docs/benchmarks-history.md, "Telemetry"), for nothing the
+                // request metrics miss.
                 metrics.AddMeter(PushTelemetry.Name, "System.Runtime", "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel",
                     "Microsoft.AspNetCore.Diagnostics", "System.Net.Http").AddPrometheusExporter();
 

@@ -234,9 +234,12 @@ public sealed class LifecycleTests
         }));
         await stopping;
 
-        Assert.All(closedAt, at => Assert.True(at >= delay, $"a client was closed {at} after the stop, before the {delay} delay"));
+        // The node's timers run off a millisecond tick count: against this Stopwatch a wait can end a tick or two early
+        // (1.4986 s for 1.5 s was seen). What is asserted is that nobody goes before the delay, give or take that.
+        var slack = TimeSpan.FromMilliseconds(20);
+        Assert.All(closedAt, at => Assert.True(at >= delay - slack, $"a client was closed {at} after the stop, before the {delay} delay"));
         var lastWave = delay + (window / waves * (waves - 1));
-        Assert.True(closedAt.Max() >= lastWave, $"the last client was closed {closedAt.Max()} after the stop, before the last wave at {lastWave}");
+        Assert.True(closedAt.Max() >= lastWave - slack, $"the last client was closed {closedAt.Max()} after the stop, before the last wave at {lastWave}");
         // The first wave leaves a whole window before the last: not every client went in one burst.
         Assert.True(closedAt.Count(at => at < lastWave) >= clients / waves,
             $"clients closed before the last wave: {closedAt.Count(at => at < lastWave)} of {clients}");
