@@ -93,13 +93,34 @@ internal sealed class UpgradeRequest
 
             var name = lines[i].AsSpan(0, colon);
             var value = lines[i][(colon + 1)..].Trim(' ', '\t');
-            if (name.Equals("Upgrade", StringComparison.OrdinalIgnoreCase)) upgrade = value;
-            else if (name.Equals("Connection", StringComparison.OrdinalIgnoreCase)) connection = Join(connection, value);
-            else if (name.Equals("Sec-WebSocket-Version", StringComparison.OrdinalIgnoreCase)) version = value;
-            else if (name.Equals("Sec-WebSocket-Key", StringComparison.OrdinalIgnoreCase)) key = value;
-            else if (name.Equals("Host", StringComparison.OrdinalIgnoreCase)) host = value;
-            else if (name.Equals("Origin", StringComparison.OrdinalIgnoreCase)) origin = value;
-            else if (name.Equals("Sec-WebSocket-Protocol", StringComparison.OrdinalIgnoreCase)) protocols = Join(protocols, value);
+            if (name.Equals("Upgrade", StringComparison.OrdinalIgnoreCase))
+            {
+                upgrade = value;
+            }
+            else if (name.Equals("Connection", StringComparison.OrdinalIgnoreCase))
+            {
+                connection = Join(connection, value);
+            }
+            else if (name.Equals("Sec-WebSocket-Version", StringComparison.OrdinalIgnoreCase))
+            {
+                version = value;
+            }
+            else if (name.Equals("Sec-WebSocket-Key", StringComparison.OrdinalIgnoreCase))
+            {
+                key = value;
+            }
+            else if (name.Equals("Host", StringComparison.OrdinalIgnoreCase))
+            {
+                host = value;
+            }
+            else if (name.Equals("Origin", StringComparison.OrdinalIgnoreCase))
+            {
+                origin = value;
+            }
+            else if (name.Equals("Sec-WebSocket-Protocol", StringComparison.OrdinalIgnoreCase))
+            {
+                protocols = Join(protocols, value);
+            }
         }
 
         request = Create(upgrade, connection, version, key, host, origin, protocols);
