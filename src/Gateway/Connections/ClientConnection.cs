@@ -94,7 +94,7 @@ internal sealed partial class ClientConnection : IBatchedFlushCompletion
 
     public bool IsClosing => Volatile.Read(ref _closeRequested) != 0;
 
-    /// <summary>The connection's subscriptions by channel; changed by its own commands and by server-side unsubscribes.</summary>
+    /// <summary>The connection's subscriptions by channel; changed by <see cref="SubscriptionLifecycle"/> only.</summary>
     /// <remarks>Sized for the usual handful: the default capacity costs 300 bytes per connection before any subscription.</remarks>
     public ConcurrentDictionary<string, Subscription> Subscriptions { get; } = new(concurrencyLevel: 1, capacity: 3, StringComparer.Ordinal);
 
@@ -247,16 +247,6 @@ internal sealed partial class ClientConnection : IBatchedFlushCompletion
     {
         Volatile.Write(ref _pingSentAtTicks, _time.GetUtcNow().UtcTicks);
         SendControl(FrameEncoder.PingPush);
-    }
-
-    /// <summary>Removes a subscription on the server's initiative and tells the client.</summary>
-    public void ServerUnsubscribe(Subscription subscription, byte[] push)
-    {
-        if (Subscriptions.TryRemove(new KeyValuePair<string, Subscription>(subscription.Channel, subscription)))
-        {
-            SendControl(push);
-            _ = Hub!.RemoveAsync(subscription).AsTask();
-        }
     }
 
     /// <summary>The hub the connection is registered with; set before the loops start.</summary>

@@ -149,7 +149,7 @@ internal sealed partial class CommandHandler
 
             try
             {
-                var (subscription, history) = await SubscribeCoreAsync(connection, channel, ns, since: null, expiresAtTicks: 0);
+                var (subscription, history) = await _hub.Subscriptions.StartAsync(connection, channel, ns, since: null, expiresAtTicks: 0);
                 serverSide.Add((subscription, history.Position));
             }
             catch (BrokerUnavailableException)
@@ -187,8 +187,7 @@ internal sealed partial class CommandHandler
         connection.Reply(reply);
         foreach (var (subscription, position) in serverSide)
         {
-            subscription.Activate(position, reply: null);
-            await _hub.JoinedAsync(subscription);
+            await _hub.Subscriptions.ActivateAsync(subscription, position, reply: null);
         }
 
         return null;
@@ -222,39 +221,6 @@ internal sealed partial class CommandHandler
         }, identity.ExpiresAt);
     }
 
-    /// <summary>
-    /// Adds a pending subscription to the hub and reads the position (and, with <paramref name="since"/>, what was missed).
-    /// The caller activates it once whatever must precede its pushes has been queued.
-    /// </summary>
-    private async ValueTask<(Subscription Subscription, HistoryResult History)> SubscribeCoreAsync(ClientConnection connection, string channel,
-        NamespaceOptions ns, StreamPosition? since, long expiresAtTicks)
-    {
-        var subscription = new Subscription(connection, channel) { Namespace = ns, ExpiresAtTicks = expiresAtTicks };
-        connection.Subscriptions[channel] = subscription;
-        if (expiresAtTicks != 0)
-        {
-            connection.HasExpiringSubscriptions = true;
-        }
-
-        try
-        {
-            var taken = await _hub.AddAsync(subscription, CancellationToken.None);
-            var history = (since, taken) switch
-            {
-                (null, { } position) => new HistoryResult(position, []),
-                ({ } s, _) => await _broker.HistoryAsync(channel, new HistoryQuery { Since = s }),
-                _ => await _broker.HistoryAsync(channel, new HistoryQuery { Limit = 0 }),
-            };
-            return (subscription, history);
-        }
-        catch
-        {
-            connection.Subscriptions.TryRemove(new KeyValuePair<string, Subscription>(channel, subscription));
-            await _hub.RemoveAsync(subscription);
-            throw;
-        }
-    }
-
     private async ValueTask<byte[]?> SubscribeAsync(ClientConnection connection, Command command)
     {
         if (!TryAuthorizeChannel(connection, command, out var channel, out var ns, out var error))
@@ -284,7 +250,7 @@ internal sealed partial class CommandHandler
             expiresAtTicks = expiresAt?.UtcTicks ?? 0;
         }
 
-        var (subscription, history) = await SubscribeCoreAsync(connection, channel, ns, command.Since, expiresAtTicks);
+        var (subscription, history) = await _hub.Subscriptions.StartAsync(connection, channel, ns, command.Since, expiresAtTicks);
         var recovered = command.Since is { } s && history.IsCompleteSince(s);
         if (command.Since is not null)
         {
@@ -299,8 +265,7 @@ internal sealed partial class CommandHandler
             FrameEncoder.WriteMessages(w, st.History.Publications);
         }, (History: history, Recovered: recovered));
 
-        subscription.Activate(history.Position, reply);
-        await _hub.JoinedAsync(subscription);
+        await _hub.Subscriptions.ActivateAsync(subscription, history.Position, reply);
         return null;
     }
 
@@ -311,11 +276,7 @@ internal sealed partial class CommandHandler
             return Error(command, ErrorCodes.BadRequest, "'channel' is required.");
         }
 
-        if (connection.Subscriptions.TryRemove(command.Channel, out var subscription))
-        {
-            await _hub.RemoveAsync(subscription);
-        }
-
+        await _hub.Subscriptions.EndAsync(connection, command.Channel);
         return FrameEncoder.EmptyResult(command.Id);
     }
 

@@ -112,7 +112,7 @@ internal sealed class ConnectionHeartbeat : BackgroundService
             if (subscription.ExpiresAtTicks != 0 && now > subscription.ExpiresAtTicks)
             {
                 // The client subscribes again with a fresh subscription token (and since, so it misses nothing).
-                connection.ServerUnsubscribe(subscription, FrameEncoder.UnsubscribedPush(subscription.Channel, "token_expired"));
+                connection.Hub!.Subscriptions.EndByServer(subscription, FrameEncoder.UnsubscribedPush(subscription.Channel, "token_expired"));
             }
         }
     }

@@ -214,12 +214,7 @@ internal sealed partial class WebSocketEndpoint : IDisposable
     /// <summary>After a connection's run ended: leaves its channels and the hub, and counts how it closed.</summary>
     public async ValueTask CloseAsync(ClientConnection connection)
     {
-        foreach (var subscription in connection.Subscriptions.Values)
-        {
-            await _hub.RemoveAsync(subscription);
-        }
-
-        connection.Subscriptions.Clear();
+        await _hub.Subscriptions.EndAllAsync(connection);
         _hub.Remove(connection);
         _metrics.ConnectionClosed(connection.CloseCode, connection.ClosedBy);
     }

@@ -34,6 +34,7 @@ public sealed partial class LocalHub : IBrokerEventHandler
         ILogger<LocalHub> logger, NodeIdentity? node = null)
     {
         _nodeId = node?.Id ?? options.Value.NodeId;
+        Subscriptions = new SubscriptionLifecycle(this, broker);
         _broker = broker;
         _presence = presence;
         _presenceOptions = options.Value.Presence;
@@ -48,6 +49,9 @@ public sealed partial class LocalHub : IBrokerEventHandler
 
     /// <summary>Open connections on this node.</summary>
     public int ConnectionCount => _connections.Count;
+
+    /// <summary>Where every subscription starts and ends.</summary>
+    internal SubscriptionLifecycle Subscriptions { get; }
 
     /// <summary>Channels this node holds a broker subscription for (read for metrics: it takes every bucket's lock).</summary>
     public int ChannelCount => _channels.Count;
@@ -415,7 +419,7 @@ public sealed partial class LocalHub : IBrokerEventHandler
             var frame = FrameEncoder.UnsubscribedPush(channel, "resubscribe");
             foreach (var subscriber in hubChannel.Subscribers)
             {
-                subscriber.Connection.ServerUnsubscribe(subscriber, frame);
+                Subscriptions.EndByServer(subscriber, frame);
             }
         }
 
