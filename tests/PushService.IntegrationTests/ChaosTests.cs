@@ -47,7 +47,7 @@ public sealed class ChaosTests(ITestOutputHelper output)
         var results = new List<RunResult>();
         for (var run = 1; run <= runs; run++)
         {
-            var result = await RunOnceAsync(cluster.Nodes, () => FaultAsync(cluster.Redis, fault), $"chaos-{fault}-{run}".ToLowerInvariant());
+            var result = await RunOnceAsync(cluster.Nodes, publisher => FaultAsync(cluster.Redis, fault, publisher), $"chaos-{fault}-{run}".ToLowerInvariant());
             results.Add(result);
             output.WriteLine($"run {run}: {result}");
         }
@@ -60,7 +60,7 @@ public sealed class ChaosTests(ITestOutputHelper output)
     /// 1.5 s in; once every node is ready again and 20 more publishes were answered 200, what the client received is
     /// counted against what was acknowledged.
     /// </summary>
-    private static async Task<RunResult> RunOnceAsync(IReadOnlyList<GatewayProcess> nodes, Func<Task> fault, string channel)
+    private static async Task<RunResult> RunOnceAsync(IReadOnlyList<GatewayProcess> nodes, Func<SteadyPublisher, Task> fault, string channel)
     {
         await using var client = await TestClient.OpenAsync(nodes[1].WebSocketUri);
         await client.ResultAsync(new { op = "connect" });
@@ -71,7 +71,7 @@ public sealed class ChaosTests(ITestOutputHelper output)
         using var stop = new CancellationTokenSource();
         var publishing = publisher.RunAsync(stop.Token);
         await Task.Delay(Before);
-        await fault();
+        await fault(publisher);
         foreach (var node in nodes)
         {
             await node.WaitUntilReadyAsync(TimeSpan.FromSeconds(30));
@@ -124,24 +124,43 @@ public sealed class ChaosTests(ITestOutputHelper output)
             publisher.RetryAfterMissing, publisher.OtherFailures, closed, string.Join(" | ", publisher.OtherAnswers));
     }
 
-    /// <summary>The fault, and 3 s later its end.</summary>
-    private static async Task FaultAsync(RedisServer redis, Fault fault)
+    /// <summary>
+    /// The fault, and 3 s later its end; held (up to 10 s more) until the node has refused a publish, so every run's outage
+    /// is one the publisher saw: on a loaded machine a publisher that stalled through the first seconds would otherwise
+    /// send its next publish so late that Redis answers it within the 2 s operation timeout.
+    /// </summary>
+    private static async Task FaultAsync(RedisServer redis, Fault fault, SteadyPublisher publisher)
     {
+        var refusedBefore = publisher.Unavailable;
+        async Task HoldUntilRefusedAsync()
+        {
+            await Task.Delay(Outage);
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+            while (publisher.Unavailable == refusedBefore && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(50);
+            }
+        }
+
         switch (fault)
         {
             case Fault.Kill:
                 redis.Kill();
-                await Task.Delay(Outage);
+                await HoldUntilRefusedAsync();
                 await redis.LaunchAsync();
                 break;
             case Fault.ClientPause:
-                // The pause ends by itself after its time.
-                Assert.Equal("+OK", await redis.CommandAsync("CLIENT", "PAUSE", ((long)Outage.TotalMilliseconds).ToString(CultureInfo.InvariantCulture), "ALL"));
-                await Task.Delay(Outage);
+                // A pause ends by itself after its time; another follows while no publish has been refused yet.
+                for (var pause = 0; pause < 4 && (pause == 0 || publisher.Unavailable == refusedBefore); pause++)
+                {
+                    Assert.Equal("+OK", await redis.CommandAsync("CLIENT", "PAUSE", ((long)Outage.TotalMilliseconds).ToString(CultureInfo.InvariantCulture), "ALL"));
+                    await Task.Delay(Outage);
+                }
+
                 break;
             case Fault.Freeze:
                 await redis.SignalAsync("STOP");
-                await Task.Delay(Outage);
+                await HoldUntilRefusedAsync();
                 await redis.SignalAsync("CONT");
                 break;
         }
@@ -164,7 +183,7 @@ public sealed class ChaosTests(ITestOutputHelper output)
             var results = new List<RunResult>();
             for (var run = 1; run <= 3; run++)
             {
-                var result = await RunOnceAsync(nodes, async () =>
+                var result = await RunOnceAsync(nodes, async _ =>
                 {
                     var primary = await sentinels.CurrentPrimaryAsync();
                     var before = primary.Port;
@@ -204,7 +223,7 @@ public sealed class ChaosTests(ITestOutputHelper output)
             {
                 var channel = $"cluster-{run}";
                 var key = $"ps:{{{channel}}}:m";
-                var result = await RunOnceAsync(nodes, async () =>
+                var result = await RunOnceAsync(nodes, async _ =>
                 {
                     var master = await redis.MasterOfAsync(key) ?? throw new InvalidOperationException($"No master serves {key}.");
                     master.Kill();

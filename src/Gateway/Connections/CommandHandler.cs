@@ -127,7 +127,7 @@ internal sealed partial class CommandHandler
             return null;
         }
 
-        if (identity.UserId.Length > 0 && !_hub.TryTakeUserSlot(identity.UserId, _options.Limits.MaxConnectionsPerUser))
+        if (identity.UserId.Length > 0 && !_hub.Users.TryTake(identity.UserId, _options.Limits.MaxConnectionsPerUser))
         {
             connection.Reply(Error(command, ErrorCodes.LimitExceeded, $"User has {_options.Limits.MaxConnectionsPerUser} connections on this node already."));
             connection.RequestClose(Disconnect.Forbidden);

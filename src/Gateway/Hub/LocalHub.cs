@@ -13,16 +13,16 @@ namespace PushService.Gateway.Hub;
 /// <summary>
 /// This node's connections and their subscriptions. Holds one broker subscription per channel with local
 /// subscribers (taken by the first, released once the last has been gone for <see cref="ClusterOptions.UnsubscribeDelay"/>),
-/// and fans each publication out: encoded once, the same bytes queued to every local subscriber.
+/// and fans each publication out: encoded once, the same bytes queued to every local subscriber. A subscription's start
+/// and end are <see cref="SubscriptionLifecycle"/>'s, presence and join/leave <see cref="ChannelPresence"/>'s, the
+/// per-user connection counts <see cref="UserSlots"/>'.
 /// </summary>
 public sealed partial class LocalHub : IBrokerEventHandler
 {
     private readonly ConcurrentDictionary<string, HubChannel> _channels = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ClientConnection> _connections = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, int> _userConnections = new(StringComparer.Ordinal);
     private readonly IBroker _broker;
-    private readonly IPresenceStore _presence;
-    private readonly PresenceOptions _presenceOptions;
+    private readonly ChannelPresence _presence;
     private readonly PushMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger<LocalHub> _logger;
@@ -36,8 +36,7 @@ public sealed partial class LocalHub : IBrokerEventHandler
         _nodeId = node?.Id ?? options.Value.NodeId;
         Subscriptions = new SubscriptionLifecycle(this, broker);
         _broker = broker;
-        _presence = presence;
-        _presenceOptions = options.Value.Presence;
+        _presence = new ChannelPresence(presence, broker, options.Value.Presence, logger);
         UnsubscribeDelay = options.Value.Cluster.UnsubscribeDelay;
         _metrics = metrics;
         _time = time;
@@ -52,6 +51,9 @@ public sealed partial class LocalHub : IBrokerEventHandler
 
     /// <summary>Where every subscription starts and ends.</summary>
     internal SubscriptionLifecycle Subscriptions { get; }
+
+    /// <summary>Each user's connections on this node, for the per-user limit.</summary>
+    internal UserSlots Users { get; } = new();
 
     /// <summary>Channels this node holds a broker subscription for (read for metrics: it takes every bucket's lock).</summary>
     public int ChannelCount => _channels.Count;
@@ -93,36 +95,7 @@ public sealed partial class LocalHub : IBrokerEventHandler
     {
         if (_connections.TryRemove(connection.Id, out _) && connection.IsConnected && connection.UserId.Length > 0)
         {
-            ReleaseUserSlot(connection.UserId);
-        }
-    }
-
-    /// <summary>Counts one more connection of <paramref name="user"/>, unless it already has <paramref name="max"/> (0: no limit).</summary>
-    internal bool TryTakeUserSlot(string user, int max)
-    {
-        while (true)
-        {
-            var current = _userConnections.GetOrAdd(user, 0);
-            if (max > 0 && current >= max)
-            {
-                return false;
-            }
-
-            if (_userConnections.TryUpdate(user, current + 1, current))
-            {
-                return true;
-            }
-        }
-    }
-
-    private void ReleaseUserSlot(string user)
-    {
-        while (_userConnections.TryGetValue(user, out var current))
-        {
-            if (current <= 1 ? _userConnections.TryRemove(new KeyValuePair<string, int>(user, current)) : _userConnections.TryUpdate(user, current - 1, current))
-            {
-                return;
-            }
+            Users.Release(connection.UserId);
         }
     }
 
@@ -201,56 +174,18 @@ public sealed partial class LocalHub : IBrokerEventHandler
     /// Announces a subscription once its reply went out (presence and join where the namespace wants them), so every
     /// live subscriber, the new one included, sees the join after its own subscribe result.
     /// </summary>
-    internal ValueTask JoinedAsync(Subscription subscription) => AnnounceAsync(subscription, join: true);
-
-    /// <summary>Adds the subscriber to presence and tells the channel it joined (or the reverse), where the namespace wants it.</summary>
-    private async ValueTask AnnounceAsync(Subscription subscription, bool join)
-    {
-        var ns = subscription.Namespace;
-        if (!ns.Presence && !ns.JoinLeave)
-        {
-            return;
-        }
-
-        var entry = new PresenceEntry(subscription.Connection.Id, subscription.Connection.UserId);
-        try
-        {
-            if (ns.Presence)
-            {
-                if (join)
-                {
-                    await _presence.AddAsync(subscription.Channel, entry, _presenceOptions.Ttl);
-                }
-                else
-                {
-                    await _presence.RemoveAsync(subscription.Channel, entry.Client);
-                }
-            }
-
-            if (ns.JoinLeave)
-            {
-                await _broker.PublishJoinLeaveAsync(subscription.Channel, entry, join);
-            }
-        }
-        catch (Exception ex)
-        {
-            // Presence is advisory and expires by itself; a failed update must not fail the subscription.
-            Log.PresenceFailed(_logger, subscription.Channel, ex);
-        }
-    }
+    internal ValueTask JoinedAsync(Subscription subscription) => _presence.AnnounceAsync(subscription, join: true);
 
     /// <summary>Refreshes the presence entries of every local subscriber in a namespace with presence.</summary>
-    internal async Task RefreshPresenceAsync(CancellationToken cancellationToken)
+    internal Task RefreshPresenceAsync(CancellationToken cancellationToken) => _presence.RefreshAsync(AllSubscriptions(), cancellationToken);
+
+    private IEnumerable<Subscription> AllSubscriptions()
     {
         foreach (var (_, channel) in _channels)
         {
             foreach (var subscription in channel.Subscribers)
             {
-                if (subscription.Namespace.Presence && !cancellationToken.IsCancellationRequested)
-                {
-                    await _presence.AddAsync(subscription.Channel, new PresenceEntry(subscription.Connection.Id, subscription.Connection.UserId),
-                        _presenceOptions.Ttl, cancellationToken);
-                }
+                yield return subscription;
             }
         }
     }
@@ -294,7 +229,7 @@ public sealed partial class LocalHub : IBrokerEventHandler
             channel.Gate.Release();
             if (removed)
             {
-                await AnnounceAsync(subscription, join: false);
+                await _presence.AnnounceAsync(subscription, join: false);
             }
         }
     }
@@ -448,8 +383,5 @@ public sealed partial class LocalHub : IBrokerEventHandler
     {
         [LoggerMessage(100, LogLevel.Warning, "Releasing the broker subscription of channel '{Channel}' failed.")]
         public static partial void BrokerUnsubscribeFailed(ILogger logger, string channel, Exception exception);
-
-        [LoggerMessage(101, LogLevel.Warning, "Updating presence or join/leave of channel '{Channel}' failed.")]
-        public static partial void PresenceFailed(ILogger logger, string channel, Exception exception);
     }
 }
