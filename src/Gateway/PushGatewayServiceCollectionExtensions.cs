@@ -84,7 +84,6 @@ public static class PushGatewayServiceCollectionExtensions
             builder.AddRedisBroker();
         }
 
-        services.AddHostedService<NodeGauges>();
         if (configured.Telemetry.Enabled)
         {
             services.AddPushTelemetry(configuration);

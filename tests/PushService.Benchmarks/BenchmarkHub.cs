@@ -19,7 +19,7 @@ internal static class BenchmarkHub
         var meters = new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<IMeterFactory>();
         var broker = new InMemoryBroker(Options.Create(new InMemoryBrokerOptions()), TimeProvider.System, NullLogger<InMemoryBroker>.Instance);
         return new LocalHub(broker, new InMemoryPresenceStore(TimeProvider.System), Options.Create(options), new PushMetrics(meters),
-            TimeProvider.System, NullLogger<LocalHub>.Instance);
+            TimeProvider.System, new NodeIdentity(Options.Create(options), TimeProvider.System), NullLogger<LocalHub>.Instance);
     }
 
     public static ClientConnection Connection(LocalHub hub, int index, ConnectionSettings settings, SendScheduler.SendLoop loop)

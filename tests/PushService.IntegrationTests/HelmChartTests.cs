@@ -41,10 +41,7 @@ public sealed class HelmChartTests
         Assert.True(rendering.Succeeded, rendering.Render.ToString());
 
         // The PrometheusRule holds every rule of deploy/prometheus/alerts.yaml, expression for expression.
-        var rulesFile = File.ReadAllLines(Path.Combine(Repository.Root, "deploy", "prometheus", "alerts.yaml"));
-        var expected = rulesFile.Where(l => l.TrimStart().StartsWith("- alert: ", StringComparison.Ordinal)).Select(l => l.Trim()["- alert: ".Length..])
-            .Zip(rulesFile.Where(l => l.TrimStart().StartsWith("expr: ", StringComparison.Ordinal)).Select(l => l.Trim()["expr: ".Length..]))
-            .ToList();
+        var expected = MonitoringFiles.AlertRules().ToList();
         Assert.True(expected.Count >= 10, $"{expected.Count} rules in alerts.yaml");
         var rule = rendering.Single("PrometheusRule");
         Assert.Equal("prometheus", (string?)rule["metadata"]!["labels"]!["release"]);
@@ -56,7 +53,7 @@ public sealed class HelmChartTests
         var dashboard = rendering.OfKind("ConfigMap").Single(c => ((string)c["metadata"]!["name"]!).EndsWith("-dashboard", StringComparison.Ordinal));
         Assert.Equal("1", (string?)dashboard["metadata"]!["labels"]!["grafana_dashboard"]);
         Assert.Equal("monitoring", (string?)dashboard["metadata"]!["namespace"]);
-        var json = File.ReadAllText(Path.Combine(Repository.Root, "deploy", "grafana", "pushservice.json"));
+        var json = File.ReadAllText(MonitoringFiles.DashboardPath);
         Assert.True(JsonNode.DeepEquals(JsonNode.Parse(json), JsonNode.Parse((string)dashboard["data"]!["pushservice.json"]!)));
     }
 
@@ -151,7 +148,6 @@ public sealed class HelmChartTests
         var options = OptionPaths(typeof(PushServiceOptions), "").Concat(OptionPaths(typeof(RedisBrokerOptions), "Redis."))
             .Where(p => !setByTheChart.Any(s => p == s || p.StartsWith(s + ".", StringComparison.Ordinal)))
             .Where(p => !p.StartsWith("Namespaces.", StringComparison.Ordinal))
-            .Append("Server.LeanTransport").Append("Server.DirectWebSockets").Append("Server.InlineSocketScheduling").Append("Server.InlineSocketCompletions")
             .Distinct().Order().ToList();
         var inSchema = SchemaPaths(config, "").Order().ToList();
         Assert.Equal(options, inSchema);

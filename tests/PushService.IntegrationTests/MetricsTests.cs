@@ -24,8 +24,8 @@ public sealed partial class MetricsTests
     private const int PublishedOnB = 6;
     private const int Published = PublishedOnA + PublishedOnB;
 
-    private static readonly string AlertRules = Path.Combine(Repository.Root, "deploy", "prometheus", "alerts.yaml");
-    private static readonly string Dashboard = Path.Combine(Repository.Root, "deploy", "grafana", "pushservice.json");
+    private static readonly string AlertRules = MonitoringFiles.AlertRulesPath;
+    private static readonly string Dashboard = MonitoringFiles.DashboardPath;
 
     [Fact]
     public async Task AfterKnownTraffic_EachNodeAndPrometheus_ReportExactlyWhatHappened()
@@ -237,20 +237,11 @@ public sealed partial class MetricsTests
         return await node.Http.SendAsync(request);
     }
 
-    private static IEnumerable<string> AlertNames() =>
-        File.ReadLines(AlertRules).Select(l => l.Trim()).Where(l => l.StartsWith("- alert: ", StringComparison.Ordinal)).Select(l => l["- alert: ".Length..]);
+    private static IEnumerable<string> AlertNames() => MonitoringFiles.AlertRules().Select(r => r.Alert);
 
-    private static IEnumerable<string> AlertExpressions() =>
-        File.ReadLines(AlertRules).Select(l => l.Trim()).Where(l => l.StartsWith("expr: ", StringComparison.Ordinal)).Select(l => l["expr: ".Length..]);
+    private static IEnumerable<string> AlertExpressions() => MonitoringFiles.AlertRules().Select(r => r.Expression);
 
-    private static IEnumerable<string> DashboardExpressions()
-    {
-        using var dashboard = JsonDocument.Parse(File.ReadAllText(Dashboard));
-        return [.. dashboard.RootElement.GetProperty("panels").EnumerateArray()
-            .Where(p => p.TryGetProperty("targets", out _))
-            .SelectMany(p => p.GetProperty("targets").EnumerateArray())
-            .Select(t => t.GetProperty("expr").GetString()!)];
-    }
+    private static IEnumerable<string> DashboardExpressions() => MonitoringFiles.DashboardExpressions();
 
     /// <summary>The metric names an expression selects: identifiers followed by a selector, a range or the end, not functions or labels.</summary>
     private static IEnumerable<string> MetricNames(string expression)

@@ -297,7 +297,7 @@ public sealed class RedisBrokerTests : IAsyncLifetime
         {
             node.ResyncAll();
             Assert.False(node.IsCaughtUp);
-            Assert.Equal(1, node.ChannelsBehind);
+            Assert.Equal(1, node.Statistics.ChannelsBehind);
             await Task.Delay(TimeSpan.FromSeconds(3));
             Assert.False(node.IsCaughtUp);
         }
@@ -310,8 +310,8 @@ public sealed class RedisBrokerTests : IAsyncLifetime
         var delivered = await handler.WaitForAsync("behind", 2);
         Assert.Equal([1L, 2], delivered.Select(p => p.Offset));
         Assert.Empty(handler.Resets);
-        Assert.Equal(0, node.ContinuityResets);
-        Assert.Equal(1, node.PublicationsFilled);
+        Assert.Equal(0, node.Statistics.ContinuityResets);
+        Assert.Equal(1, node.Statistics.GapFills);
     }
 
     /// <summary>

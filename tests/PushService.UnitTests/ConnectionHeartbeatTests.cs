@@ -39,7 +39,7 @@ public sealed class ConnectionHeartbeatTests : IAsyncLifetime
         var meters = new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<IMeterFactory>();
         var broker = new InMemoryBroker(Options.Create(new InMemoryBrokerOptions()), _time, NullLogger<InMemoryBroker>.Instance);
         var hub = new LocalHub(broker, new InMemoryPresenceStore(_time), Options.Create(options), new PushMetrics(meters), _time,
-            NullLogger<LocalHub>.Instance);
+            new NodeIdentity(Options.Create(options), _time), NullLogger<LocalHub>.Instance);
         _heartbeat = new ConnectionHeartbeat(hub, _time, Options.Create(options));
 
         for (var i = 0; i < Count; i++)

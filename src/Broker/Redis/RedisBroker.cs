@@ -59,8 +59,11 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     }
 
     /// <inheritdoc />
-    public bool IsAvailable => _connection.IsConnected && (_subscriptions?.IsConnected ?? true) && (_replicated?.IsConnected ?? true)
-        && _circuit.CircuitState is CircuitState.Closed or CircuitState.HalfOpen;
+    public bool IsAvailable => CanPublishAndDeliver && _circuit.CircuitState is CircuitState.Closed or CircuitState.HalfOpen;
+
+    // What publishing and delivery need up; the broker's own command connection is not among them, since publishes fall
+    // back to the multiplexer while it reconnects.
+    private bool CanPublishAndDeliver => _connection.IsConnected && (_subscriptions?.IsConnected ?? true) && (_replicated?.IsConnected ?? true);
 
     /// <inheritdoc />
     public bool IsCaughtUp => _progress.Behind == 0;
@@ -68,8 +71,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     /// <inheritdoc />
     public BrokerStatistics Statistics => new()
     {
-        Connected = _connection.IsConnected && (_subscriptions?.IsConnected ?? true) && (_commands?.IsConnected ?? true)
-            && (_replicated?.IsConnected ?? true),
+        Connected = CanPublishAndDeliver && (_commands?.IsConnected ?? true),
         Reconnects = Interlocked.Read(ref _restored) + Math.Max(0, (_subscriptions?.Connects ?? 0) - 1) + Math.Max(0, (_commands?.Connects ?? 0) - 1),
         GapFills = _progress.Filled,
         ContinuityResets = _progress.Resets,
@@ -344,15 +346,6 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     internal long DirectCommands => _commands?.Sent ?? 0;
 
     private ConnectionMultiplexer Multiplexer => _multiplexer ?? throw new InvalidOperationException("The broker was not started.");
-
-    /// <summary>Channels whose delivery waits for a gap fill or a catch-up from history.</summary>
-    internal int ChannelsBehind => _progress.Behind;
-
-    /// <summary>Publications delivered from history because pub/sub did not bring them.</summary>
-    internal long PublicationsFilled => _progress.Filled;
-
-    /// <summary>Times a channel's continuity was declared lost.</summary>
-    internal long ContinuityResets => _progress.Resets;
 
     private IBrokerEventHandler Handler => _handler ?? throw new InvalidOperationException("The broker was not started.");
 

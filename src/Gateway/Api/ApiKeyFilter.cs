@@ -97,14 +97,7 @@ internal sealed class ApiRejectionFilter(PushMetrics metrics) : IEndpointFilter
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         var result = await next(context);
-        var reason = (result as IStatusCodeHttpResult)?.StatusCode switch
-        {
-            StatusCodes.Status401Unauthorized => RejectionReasons.Auth,
-            StatusCodes.Status403Forbidden => RejectionReasons.Permission,
-            StatusCodes.Status413PayloadTooLarge => RejectionReasons.Limit,
-            _ => null,
-        };
-        if (reason is not null)
+        if (RejectionReasons.ForStatusCode((result as IStatusCodeHttpResult)?.StatusCode) is { } reason)
         {
             metrics.Rejected(reason, fromApi: true);
         }

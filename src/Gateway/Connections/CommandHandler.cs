@@ -401,14 +401,7 @@ internal sealed partial class CommandHandler
     /// <summary>An error reply; the refusals among them (auth, permission, limits) are counted by reason.</summary>
     private byte[] Error(Command command, string code, string message)
     {
-        var reason = code switch
-        {
-            ErrorCodes.Unauthorized => RejectionReasons.Auth,
-            ErrorCodes.PermissionDenied => RejectionReasons.Permission,
-            ErrorCodes.LimitExceeded => RejectionReasons.Limit,
-            _ => null,
-        };
-        if (reason is not null)
+        if (RejectionReasons.ForErrorCode(code) is { } reason)
         {
             _metrics.Rejected(reason, fromApi: false);
         }

@@ -31,9 +31,9 @@ public sealed partial class LocalHub : IBrokerEventHandler
 
     /// <summary>Creates the hub.</summary>
     public LocalHub(IBroker broker, IPresenceStore presence, IOptions<PushServiceOptions> options, PushMetrics metrics, TimeProvider time,
-        ILogger<LocalHub> logger, NodeIdentity? node = null)
+        NodeIdentity node, ILogger<LocalHub> logger)
     {
-        _nodeId = node?.Id ?? options.Value.NodeId;
+        _nodeId = node.Id;
         Subscriptions = new SubscriptionLifecycle(this, broker);
         _broker = broker;
         _presence = new ChannelPresence(presence, broker, options.Value.Presence, logger);
@@ -41,6 +41,7 @@ public sealed partial class LocalHub : IBrokerEventHandler
         _metrics = metrics;
         _time = time;
         _logger = logger;
+        NodeGauges.Register(metrics.Meter, this, broker);
     }
 
     /// <summary>How long a channel with no local subscriber keeps its broker subscription.</summary>

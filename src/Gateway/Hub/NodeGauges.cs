@@ -1,20 +1,17 @@
 using System.Diagnostics.Metrics;
-using Microsoft.Extensions.Hosting;
 using PushService.Broker;
-using PushService.Gateway.Telemetry;
 
 namespace PushService.Gateway.Hub;
 
 /// <summary>
 /// The node's states as observable instruments on the gateway's meter: the hub's channels and its connections' queues,
-/// and the broker's state. Read when metrics are collected (a scrape, an export), so they cost the hot path nothing. A
-/// hosted service only so the host creates it at start.
+/// and the broker's state. Read when metrics are collected (a scrape, an export), so they cost the hot path nothing.
+/// The hub registers them when it is made, as the send scheduler does its own.
 /// </summary>
-internal sealed class NodeGauges : IHostedService
+internal static class NodeGauges
 {
-    public NodeGauges(PushMetrics metrics, LocalHub hub, IBroker broker)
+    public static void Register(Meter meter, LocalHub hub, IBroker broker)
     {
-        var meter = metrics.Meter;
         meter.CreateObservableUpDownCounter("pushservice.channels", () => hub.ChannelCount, "{channel}",
             "Channels with local subscribers, each one backplane subscription.");
         meter.CreateObservableUpDownCounter("pushservice.outbound.depth", () => Outbound(hub).Frames, "{frame}",
@@ -36,10 +33,6 @@ internal sealed class NodeGauges : IHostedService
         meter.CreateObservableUpDownCounter("pushservice.broker.channels_behind", () => broker.Statistics.ChannelsBehind, "{channel}",
             "Channels waiting for a gap fill or a catch-up from history.");
     }
-
-    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     // One walk per instrument per collection: a few thousand connections, a few microseconds each, every scrape.
     private static (long Frames, long Bytes, long Deepest) Outbound(LocalHub hub)

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using PushService.Gateway.Protocol;
 
 namespace PushService.Gateway.Telemetry;
 
@@ -11,7 +12,7 @@ namespace PushService.Gateway.Telemetry;
 /// The hot path pays one counter update per fan-out (deliveries are counted per publication with the number of local
 /// subscribers, never per subscriber) and one histogram sample and one counter update per socket write. Everything that
 /// is a state rather than an event (channels, queued frames, the backplane) is observed when metrics are collected,
-/// by <see cref="Hub.NodeGauges"/>.
+/// by the hub (<see cref="Hub.LocalHub"/>).
 /// </remarks>
 public sealed class PushMetrics
 {
@@ -21,6 +22,7 @@ public sealed class PushMetrics
 
     private static readonly KeyValuePair<string, object?> FromApi = new("source", "api");
     private static readonly KeyValuePair<string, object?> FromClient = new("source", "client");
+    private static readonly KeyValuePair<string, object?> FromWebSocket = new("source", "websocket");
 
     private readonly Counter<long> _published;
     private readonly Counter<long> _delivered;
@@ -67,7 +69,7 @@ public sealed class PushMetrics
             tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
     }
 
-    /// <summary>The meter, for instruments observed elsewhere (<see cref="Hub.NodeGauges"/>).</summary>
+    /// <summary>The meter, for instruments observed elsewhere (the hub's gauges).</summary>
     public Meter Meter { get; }
 
     /// <summary>A publication was accepted from the REST API (<paramref name="fromApi"/>) or a client.</summary>
@@ -125,7 +127,7 @@ public sealed class PushMetrics
 
     /// <summary>Something was refused for <paramref name="reason"/> (one of <see cref="RejectionReasons"/>).</summary>
     public void Rejected(string reason, bool fromApi) =>
-        _rejections.Add(1, new KeyValuePair<string, object?>("reason", reason), fromApi ? new("source", "api") : new("source", "websocket"));
+        _rejections.Add(1, new KeyValuePair<string, object?>("reason", reason), fromApi ? FromApi : FromWebSocket);
 
     /// <summary>A subscribe with 'since' was answered.</summary>
     public void Recovered(bool complete) => _recoveries.Add(1, new KeyValuePair<string, object?>("recovered", complete));
@@ -148,4 +150,22 @@ public static class RejectionReasons
 
     /// <summary>A WebSocket from an origin that is not allowed.</summary>
     public const string Origin = "origin";
+
+    /// <summary>The reason a command's error reply counts as, or null for an error that refuses nothing (a bad request, an outage).</summary>
+    public static string? ForErrorCode(string code) => code switch
+    {
+        ErrorCodes.Unauthorized => Auth,
+        ErrorCodes.PermissionDenied => Permission,
+        ErrorCodes.LimitExceeded => Limit,
+        _ => null,
+    };
+
+    /// <summary>The reason a REST answer counts as, or null for one that refuses nothing.</summary>
+    public static string? ForStatusCode(int? status) => status switch
+    {
+        401 => Auth,
+        403 => Permission,
+        413 => Limit,
+        _ => null,
+    };
 }
