@@ -62,7 +62,7 @@ start_nodes() {
   for n in 1 2; do
     local port; port=$(free_port)
     if [ "$target" = pushservice ]; then
-      env ${GATEWAY_ENV:-} dotnet "$gateway" --urls "http://127.0.0.1:$port" --PushService:Redis:Configuration="127.0.0.1:$redis_port" \
+      env DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 ${GATEWAY_ENV:-} dotnet "$gateway" --urls "http://127.0.0.1:$port" --PushService:Redis:Configuration="127.0.0.1:$redis_port" \
         --PushService:NodeId="bench-$n" --Logging:LogLevel:Default=Warning ${GATEWAY_ARGS:-} >"$work/node$n.log" 2>&1 &
       pids+=($!); ws+=("ws://127.0.0.1:$port/ws"); wait_http "http://127.0.0.1:$port/readyz"
     elif [ "$target" = signalr ]; then

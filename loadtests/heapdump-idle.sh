@@ -3,7 +3,7 @@
 # connections with the load generator, takes a heap dump with dotnet-gcdump (installed as a global tool when missing)
 # and prints the bytes per connection of every type with at least 0.9 N objects, then their total. Usage:
 #   loadtests/heapdump-idle.sh [connections, default 5000] [extra gateway options...]
-# e.g. loadtests/heapdump-idle.sh 5000 --PushService:Server:LeanTransport=false for Kestrel's own transport.
+# e.g. loadtests/heapdump-idle.sh 5000 --PushService:Server:BypassKestrelTransport=false for Kestrel's own transport.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 connections=${1:-5000}; shift $(( $# > 0 ? 1 : 0 )) || true
@@ -15,7 +15,7 @@ done
 
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-dotnet src/Gateway/bin/Release/net10.0/PushService.Gateway.dll --urls "http://127.0.0.1:$port" \
+DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 dotnet src/Gateway/bin/Release/net10.0/PushService.Gateway.dll --urls "http://127.0.0.1:$port" \
   --Logging:LogLevel:Default=Warning "$@" >"$work/node.log" 2>&1 &
 node=$!
 trap 'kill $node 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -94,10 +94,10 @@ dotnet test PushService.sln -c Release --no-build --nologo "${filter[@]}" 2>&1 |
 # paths (Kestrel's transport and WebSockets, socket-by-socket sends, StackExchange.Redis for pub/sub and publishing,
 # thread-pool scheduling) stay correct. PerformanceSwitchTests checks the switches were in force.
 echo "Functional tests again with every performance switch off:"
-PushService__Server__LeanTransport=false PushService__Server__DirectWebSockets=false \
-PushService__WebSocket__BatchSends=false PushService__Redis__DirectSubscriptions=false \
-PushService__Redis__DirectPublish=false PushService__Server__InlineSocketScheduling=false \
-PushService__Server__InlineSocketCompletions=false \
+PushService__Server__BypassKestrelTransport=false PushService__Server__BypassHttpPipeline=false \
+PushService__WebSocket__BatchSends=false PushService__Redis__BypassLibrarySubscriptions=false \
+PushService__Redis__BypassLibraryPublish=false PushService__Server__InlineSocketScheduling=false \
+DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0 \
   dotnet test tests/PushService.FunctionalTests -c Release --no-build --nologo 2>&1 | tee -a "$log" || status=$?
 
 # One closing line over all test projects, the TypeScript client's included.

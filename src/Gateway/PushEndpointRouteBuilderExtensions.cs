@@ -5,7 +5,6 @@ using PushService.Broker;
 using PushService.Gateway.Api;
 using PushService.Gateway.Configuration;
 using PushService.Gateway.Connections;
-using PushService.Gateway.Draining;
 using PushService.Gateway.Sdk;
 
 namespace Microsoft.AspNetCore.Builder;

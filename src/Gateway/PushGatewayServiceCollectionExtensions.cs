@@ -18,6 +18,7 @@ using PushService.Gateway.Auth;
 using PushService.Gateway.Cluster;
 using PushService.Gateway.Configuration;
 using PushService.Gateway.Connections;
+using PushService.Gateway.Protocol;
 using PushService.Gateway.Draining;
 using PushService.Gateway.Hub;
 using PushService.Gateway.Publishing;
@@ -50,6 +51,7 @@ public static class PushGatewayServiceCollectionExtensions
         services.AddPushRateLimits(configured.Limits.PublishesPerSecondPerKey);
         services.AddSingleton<PushMetrics>();
         services.AddSingleton<LocalHub>();
+        services.AddSingleton<ConnectionRegistry>();
         services.AddSingleton<Publisher>();
         services.AddSingleton<CommandHandler>();
         services.AddSingleton<WebSocketEndpoint>();

@@ -25,8 +25,8 @@ internal static class BenchmarkHub
     public static ClientConnection Connection(LocalHub hub, int index, ConnectionSettings settings, SendScheduler.SendLoop loop)
     {
         var pipe = new Pipe();
-        return new ClientConnection(new DuplexPipe(pipe.Reader, pipe.Writer), static _ => { }, pipe, $"c{index}", settings, loop, TimeProvider.System,
-            NullLogger.Instance) { Hub = hub };
+        return new ClientConnection(new DuplexPipe(pipe.Reader, pipe.Writer), static _ => { }, pipe, $"c{index}", settings, loop,
+            static (_, _) => ValueTask.CompletedTask, TimeProvider.System, NullLogger.Instance);
     }
 }
 

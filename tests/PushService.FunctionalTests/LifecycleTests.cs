@@ -7,7 +7,7 @@ using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using PushService.FunctionalTests.Infrastructure;
-using PushService.Gateway.Draining;
+using PushService.Gateway.Connections;
 using PushService.Testing;
 
 namespace PushService.FunctionalTests;
@@ -268,7 +268,7 @@ public sealed class LifecycleTests
         var host = GatewayHost.Start(new Dictionary<string, string?>
         {
             ["shutdownTimeoutSeconds"] = "60",
-            ["PushService:Server:LeanTransport"] = lean ? "true" : "false",
+            ["PushService:Server:BypassKestrelTransport"] = lean ? "true" : "false",
         });
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         await socket.ConnectAsync(host.BaseAddress.Host, host.BaseAddress.Port);

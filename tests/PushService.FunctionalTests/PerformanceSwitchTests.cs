@@ -8,7 +8,7 @@ namespace PushService.FunctionalTests;
 
 /// <summary>
 /// The README test command runs this suite twice: with the defaults, and with every performance switch turned off
-/// through the environment (<c>PushService__Server__LeanTransport=false</c> and the rest), so the library paths stay
+/// through the environment (<c>PushService__Server__BypassKestrelTransport=false</c> and the rest), so the library paths stay
 /// correct. This says which run it is in, and that the switches the node runs with are the ones the environment set.
 /// </summary>
 public sealed class PerformanceSwitchTests
@@ -22,7 +22,7 @@ public sealed class PerformanceSwitchTests
         await using var host = GatewayHost.Start();
 
         var lean = host.Services.GetServices<IConnectionListenerFactory>().Any(f => f is LeanSocketTransportFactory);
-        Assert.Equal(SwitchedOn("PushService__Server__LeanTransport"), lean);
+        Assert.Equal(SwitchedOn("PushService__Server__BypassKestrelTransport"), lean);
 
         var scheduler = host.Services.GetRequiredService<SendScheduler>();
         if (!SwitchedOn("PushService__WebSocket__BatchSends"))

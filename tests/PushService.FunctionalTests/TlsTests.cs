@@ -37,7 +37,7 @@ public sealed class TlsTests : IDisposable
             ["Urls"] = "https://127.0.0.1:0",
             ["Kestrel:Certificates:Default:Path"] = _certificatePath,
             ["Kestrel:Certificates:Default:Password"] = "test",
-            ["PushService:Server:LeanTransport"] = lean ? "true" : "false",
+            ["PushService:Server:BypassKestrelTransport"] = lean ? "true" : "false",
         });
         Assert.Equal("https", host.BaseAddress.Scheme);
 

@@ -6,9 +6,9 @@ namespace PushService.FunctionalTests;
 
 /// <summary>
 /// The WebSocket layer itself (RFC 6455), on both accept paths: upgrades taken straight off Kestrel's connection (the
-/// default), and upgrades through the HTTP pipeline's <c>/ws</c> endpoint (<c>PushService:Server:DirectWebSockets=false</c>,
+/// default), and upgrades through the HTTP pipeline's <c>/ws</c> endpoint (<c>PushService:Server:BypassHttpPipeline=false</c>,
 /// also what serves connections the direct path cannot see); and on both transports under them, the gateway's lean one
-/// (the default) and Kestrel's own (<c>PushService:Server:LeanTransport=false</c>); and with the send loops' sends batched
+/// (the default) and Kestrel's own (<c>PushService:Server:BypassKestrelTransport=false</c>); and with the send loops' sends batched
 /// into one io_uring submission a round (the default) or made socket by socket (<c>PushService:WebSocket:BatchSends=false</c>,
 /// also what runs where io_uring is not available). All must behave the same to a client.
 /// </summary>
@@ -31,8 +31,8 @@ public abstract class WebSocketTransportTests : IAsyncLifetime
     {
         Host = GatewayHost.Start(new Dictionary<string, string?>
         {
-            ["PushService:Server:DirectWebSockets"] = _direct ? "true" : "false",
-            ["PushService:Server:LeanTransport"] = _lean ? "true" : "false",
+            ["PushService:Server:BypassHttpPipeline"] = _direct ? "true" : "false",
+            ["PushService:Server:BypassKestrelTransport"] = _lean ? "true" : "false",
             ["PushService:WebSocket:BatchSends"] = _batch ? "true" : "false",
             ["PushService:Limits:MaxMessageBytes"] = "4096",
             ["PushService:Namespaces:chat:AllowClientPublish"] = "true",

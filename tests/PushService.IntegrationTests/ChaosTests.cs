@@ -40,8 +40,8 @@ public sealed class ChaosTests(ITestOutputHelper output)
     {
         var settings = new Dictionary<string, string>
         {
-            ["PushService:Redis:DirectSubscriptions"] = ownConnections.ToString(),
-            ["PushService:Redis:DirectPublish"] = ownConnections.ToString(),
+            ["PushService:Redis:BypassLibrarySubscriptions"] = ownConnections.ToString(),
+            ["PushService:Redis:BypassLibraryPublish"] = ownConnections.ToString(),
         };
         await using var cluster = await TestCluster.StartAsync(2, settings);
         var results = new List<RunResult>();

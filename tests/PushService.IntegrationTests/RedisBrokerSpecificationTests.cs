@@ -35,7 +35,7 @@ public sealed class RedisDedicatedThreadsBrokerSpecificationTests(RedisFixture r
     protected override string Configuration => redis.Server.Configuration;
 
     protected override void Configure(RedisBrokerOptions options) =>
-        (options.DedicatedIoThreads, options.DirectPublish, options.DirectSubscriptions) = (true, false, false);
+        (options.DedicatedIoThreads, options.BypassLibraryPublish, options.BypassLibrarySubscriptions) = (true, false, false);
 
     protected override void Started(RedisBroker broker, RedisConnection connection)
     {

@@ -45,7 +45,7 @@ public sealed class RedisBrokerTests : IAsyncLifetime
     [InlineData(false)]
     public async Task PublicationOnOneNode_ReachesEverySubscribedNodeInOrder(bool direct)
     {
-        void Configure(RedisBrokerOptions o) => (o.DirectSubscriptions, o.DirectPublish) = (direct, direct);
+        void Configure(RedisBrokerOptions o) => (o.BypassLibrarySubscriptions, o.BypassLibraryPublish) = (direct, direct);
         var (a, handlerA) = await NodeAsync(Configure);
         var (b, handlerB) = await NodeAsync(Configure);
         var (c, handlerC) = await NodeAsync(Configure);
@@ -104,7 +104,7 @@ public sealed class RedisBrokerTests : IAsyncLifetime
     public async Task DroppedSubscriptionConnection_MissesNothing(bool direct)
     {
         var (publisher, _) = await NodeAsync();
-        var (subscriber, handler) = await NodeAsync(o => o.DirectSubscriptions = direct);
+        var (subscriber, handler) = await NodeAsync(o => o.BypassLibrarySubscriptions = direct);
         Assert.Equal(direct, subscriber.ReadsSubscriptionsDirectly);
         await subscriber.SubscribeAsync("dropped");
         await publisher.PublishAsync("dropped", Json("0"), Keep);

@@ -40,17 +40,18 @@ public sealed class ConnectionHeartbeatTests : IAsyncLifetime
         var broker = new InMemoryBroker(Options.Create(new InMemoryBrokerOptions()), _time, NullLogger<InMemoryBroker>.Instance);
         var hub = new LocalHub(broker, new InMemoryPresenceStore(_time), Options.Create(options), new PushMetrics(meters), _time,
             new NodeIdentity(Options.Create(options), _time), NullLogger<LocalHub>.Instance);
-        _heartbeat = new ConnectionHeartbeat(hub, _time, Options.Create(options));
+        var registry = new ConnectionRegistry(new PushMetrics(meters));
+        _heartbeat = new ConnectionHeartbeat(registry, hub, _time, Options.Create(options));
 
         for (var i = 0; i < Count; i++)
         {
             var input = new Pipe();
             var output = new Pipe();
             var connection = new ClientConnection(new PipePair(input.Reader, output.Writer), static _ => { }, output, $"c{i}",
-                new ConnectionSettings(1 << 20, 1000, 65536), _loop, _time, NullLogger.Instance) { Hub = hub };
+                new ConnectionSettings(1 << 20, 1000, 65536), _loop, static (_, _) => ValueTask.CompletedTask, _time, NullLogger.Instance);
             connection.MarkConnected("", null, null, null);
-            hub.Add(connection);
-            _connections.Add((connection, input, connection.RunAsync(static (_, _) => ValueTask.CompletedTask)));
+            registry.Add(connection);
+            _connections.Add((connection, input, connection.RunAsync()));
         }
 
         return Task.CompletedTask;

@@ -19,7 +19,7 @@ public sealed class SendLoopTests
     {
         var pipe = new Pipe();
         var connection = new ClientConnection(new PipePair(new Pipe().Reader, pipe.Writer), static _ => { }, pipe, "c1",
-            new ConnectionSettings(1 << 20, 1000, 65536), loop, TimeProvider.System, NullLogger.Instance);
+            new ConnectionSettings(1 << 20, 1000, 65536), loop, static (_, _) => ValueTask.CompletedTask, TimeProvider.System, NullLogger.Instance);
         return (connection, pipe.Reader);
     }
 

@@ -15,7 +15,7 @@ public sealed class SubscriberSetTests : IAsyncDisposable
     {
         var pipe = new Pipe();
         _connection = new ClientConnection(new PipePair(pipe.Reader, pipe.Writer), static _ => { }, pipe, "c1",
-            new ConnectionSettings(1 << 20, 1000, 65536), _loop, TimeProvider.System, NullLogger.Instance);
+            new ConnectionSettings(1 << 20, 1000, 65536), _loop, static (_, _) => ValueTask.CompletedTask, TimeProvider.System, NullLogger.Instance);
     }
 
     public ValueTask DisposeAsync() => _loop.DisposeAsync();

@@ -14,15 +14,15 @@ using StackExchange.Redis;
 namespace PushService.Broker.Redis;
 
 /// <summary>
-/// The Redis backplane. A publish is one Lua script (offset, history, idempotency, PUBLISH) run by SHA, on a connection of
-/// the broker's own (<see cref="CommandConnection"/>, with one plain Redis server) or through StackExchange.Redis; each
-/// node holds one Redis subscription per channel with local subscribers, read in order on a connection of its own
-/// (<see cref="SubscriptionConnection"/>, with one plain Redis server) or through a <see cref="ChannelMessageQueue"/>.
-/// Each channel's <see cref="ChannelSequencer"/> remembers the last offset the node delivered and fills any gap from
-/// history before delivering newer publications, after an offset gap or a reconnect, so subscribers see gap-free order
-/// without resubscribing; it declares continuity lost only when history says what was missed is gone.
-/// Calls go through a resilience pipeline (a circuit breaker): while Redis is down they fail fast with
-/// <see cref="BrokerUnavailableException"/>. A call that Redis does not answer fails after
+/// The Redis backplane. A publish is one Lua script (offset, history, idempotency, PUBLISH) run by SHA; each node holds
+/// one Redis subscription per channel with local subscribers. How each reaches Redis is chosen once at start: the
+/// publish path (<see cref="IPublishPath"/>: the library, the broker's own RESP connection, or stored, replicated, then
+/// announced) and the subscription path (<see cref="ISubscriptionPath"/>: the library's queues or the broker's own
+/// connection read on the socket's thread). Whatever the path, each channel's <see cref="ChannelSequencer"/> remembers
+/// the last offset the node delivered and fills any gap from history before delivering newer publications, after an
+/// offset gap or a reconnect, so subscribers see gap-free order without resubscribing; it declares continuity lost only
+/// when history says what was missed is gone. Calls go through a resilience pipeline (a circuit breaker): while Redis
+/// is down they fail fast with <see cref="BrokerUnavailableException"/>. A call that Redis does not answer fails after
 /// <see cref="RedisBrokerOptions.OperationTimeout"/>, StackExchange.Redis's own asynchronous timeout.
 /// </summary>
 public sealed partial class RedisBroker : IBroker, IAsyncDisposable
@@ -41,9 +41,8 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     private readonly SequencerSettings _sequencing;
     private IBrokerEventHandler? _handler;
     private ConnectionMultiplexer? _multiplexer;
-    private SubscriptionConnection? _subscriptions;
-    private CommandConnection? _commands;
-    private ReplicatedPublisher? _replicated;
+    private IPublishPath? _publishing;
+    private ISubscriptionPath? _subscribing;
     private RedisKeys Keys => _connection.Keys;
 
     /// <summary>Creates the broker.</summary>
@@ -63,7 +62,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
 
     // What publishing and delivery need up; the broker's own command connection is not among them, since publishes fall
     // back to the multiplexer while it reconnects.
-    private bool CanPublishAndDeliver => _connection.IsConnected && (_subscriptions?.IsConnected ?? true) && (_replicated?.IsConnected ?? true);
+    private bool CanPublishAndDeliver => _connection.IsConnected && (_subscribing?.IsConnected ?? true) && (_publishing?.IsReady ?? true);
 
     /// <inheritdoc />
     public bool IsCaughtUp => _progress.Behind == 0;
@@ -71,8 +70,8 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     /// <inheritdoc />
     public BrokerStatistics Statistics => new()
     {
-        Connected = CanPublishAndDeliver && (_commands?.IsConnected ?? true),
-        Reconnects = Interlocked.Read(ref _restored) + Math.Max(0, (_subscriptions?.Connects ?? 0) - 1) + Math.Max(0, (_commands?.Connects ?? 0) - 1),
+        Connected = CanPublishAndDeliver && (_publishing?.OwnConnectionsUp ?? true),
+        Reconnects = Interlocked.Read(ref _restored) + (_subscribing?.Reconnects ?? 0) + (_publishing?.Reconnects ?? 0),
         GapFills = _progress.Filled,
         ContinuityResets = _progress.Resets,
         ChannelsBehind = _progress.Behind,
@@ -116,85 +115,63 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
             _ = ResyncAfterReconnectAsync();
         };
 
-        if (_options.MinReplicas > 0)
-        {
-            _replicated = new ReplicatedPublisher(_options, _logger);
-            await _replicated.StartAsync(_connection.SocketManager ?? SocketManager.ThreadPool);
-        }
+        var commands = new PublishCommands(Keys, _options, _connection.Sharded);
+        var library = new LibraryPublishPath(_connection, commands);
 
         // The broker's own connections speak plain RESP2 to one server; TLS, Sentinel and Cluster stay with the library.
         var configuration = ConfigurationOptions.Parse(_options.Configuration);
         var plain = !_connection.Sharded && configuration.EndPoints.Count == 1 && !configuration.Ssl && string.IsNullOrEmpty(configuration.ServiceName);
-        if (!plain)
+        var server = plain
+            ? new RespServer(configuration.EndPoints[0], configuration.User, configuration.Password, configuration.DefaultDatabase,
+                configuration.ClientName ?? RedisConnection.DefaultClientName)
+            : null;
+
+        if (_options.MinReplicas > 0)
         {
-            return;
+            var replicated = new ReplicatedPublisher(_connection, commands, _logger);
+            await replicated.StartAsync(_connection.SocketManager ?? SocketManager.ThreadPool);
+            _publishing = replicated;
+        }
+        else if (server is not null && _options.BypassesLibraryForPublish)
+        {
+            var own = new CommandConnection(server, [RedisScripts.Publish], _options.OperationTimeout, _logger);
+            await own.StartAsync();
+            _publishing = new RespPublishPath(own, library, commands);
+        }
+        else
+        {
+            _publishing = library;
         }
 
-        var server = new RespServer(configuration.EndPoints[0], configuration.User, configuration.Password,
-            configuration.DefaultDatabase, configuration.ClientName ?? RedisConnection.DefaultClientName);
-        if (_options.DirectPublish && _replicated is null)
+        if (server is not null && _options.BypassesLibraryForSubscriptions)
         {
-            _commands = new CommandConnection(server, [RedisScripts.Publish], _options.OperationTimeout, _logger);
-            await _commands.StartAsync();
+            var own = new RespSubscriptionPath(server, _options, FeedOf, OnMessageAsync, () => [.. _feeds.Keys.Select(Keys.PubSub)],
+                () => _ = ResyncAfterReconnectAsync(), _logger);
+            _subscribing = own;
+            await own.StartAsync();
         }
-
-        if (_options.DirectSubscriptions)
+        else
         {
-            _subscriptions = new SubscriptionConnection(server, _options.OperationTimeout, _options.BreakDuration, OnDirectMessage,
-                () => [.. _feeds.Keys.Select(Keys.PubSub)], () => _ = ResyncAfterReconnectAsync(), _logger);
-            await _subscriptions.StartAsync();
+            _subscribing = new LibrarySubscriptionPath(_connection, OnMessageAsync, _options, _logger);
         }
     }
 
     /// <inheritdoc />
     public async ValueTask<PublishResult> PublishAsync(string channel, ReadOnlyMemory<byte> data, PublishOptions options, CancellationToken cancellationToken = default)
     {
-        if (_replicated is { } replicated)
+        var path = Publishing;
+        if (!path.CanPublish)
         {
-            var held = new PublishCommand(Keys, channel, data, options, _options, _connection.Sharded, announce: false);
-            return Result(channel, options, await ExecuteAsync(
-                static s => s.replicated.PublishAsync(s.held, reply => s.broker.AnnounceAsync(s.channel, reply, s.data, s.options)),
-                (replicated, held, broker: this, channel, data, options), cancellationToken));
+            throw NotConnected();
         }
 
-        var command = new PublishCommand(Keys, channel, data, options, _options, _connection.Sharded);
-
-        // While the broker's own connection is reconnecting, the multiplexer's may still be up.
-        var reply = _commands is { IsConnected: true } direct
-            ? await ExecuteAsync(static s => PublishDirectAsync(s.direct, s.command), (direct, command), cancellationToken)
-            : await RunAsync(async db => PublishCommand.Read(await db.ScriptEvaluateAsync(RedisScripts.Publish, command.Keys, command.Arguments)), cancellationToken);
-        return Result(channel, options, reply);
-    }
-
-    private static PublishResult Result(string channel, PublishOptions options, PublishReply reply)
-    {
+        var reply = await ExecuteAsync(static s => s.path.PublishAsync(s.channel, s.data, s.options), (path, channel, data, options), cancellationToken);
         if (reply.Status < 0)
         {
             throw new IdempotencyConflictException($"The idempotency key '{options.IdempotencyKey}' was already used on channel '{channel}' with different data.");
         }
 
         return new PublishResult(new StreamPosition(reply.Offset, reply.Epoch!), Duplicate: reply.Status == 0);
-    }
-
-    /// <summary>Publishes the envelope of a publication the replicas acknowledged, as the publish script does otherwise.</summary>
-    private async Task AnnounceAsync(string channel, PublishReply reply, ReadOnlyMemory<byte> data, PublishOptions options)
-    {
-        var envelope = RedisEnvelope.Publication(reply.Offset, reply.Epoch!, RedisEnvelope.Context(options.TraceParent, options.AcceptedAtTicks), data.Span);
-        await Multiplexer.GetSubscriber().PublishAsync(_connection.PubSubChannel(Keys.PubSub(channel)), envelope);
-    }
-
-    /// <summary>Runs the publish script by SHA, and with its text when Redis does not have it (after a restart or a
-    /// <c>SCRIPT FLUSH</c>), which also stores it for the next.</summary>
-    private static async Task<PublishReply> PublishDirectAsync(CommandConnection connection, PublishCommand command)
-    {
-        try
-        {
-            return await connection.SendAsync(command, static (writer, c) => c.Write(writer, withScript: false), PublishCommand.Read);
-        }
-        catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
-        {
-            return await connection.SendAsync(command, static (writer, c) => c.Write(writer, withScript: true), PublishCommand.Read);
-        }
     }
 
     /// <inheritdoc />
@@ -209,16 +186,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
         var pubSubName = Keys.PubSub(channel);
         try
         {
-            if (_subscriptions is { } direct)
-            {
-                await direct.SubscribeAsync(pubSubName);
-            }
-            else
-            {
-                var subscriber = Multiplexer.GetSubscriber();
-                feed.Queue = await Guard(() => subscriber.SubscribeAsync(_connection.PubSubChannel(pubSubName)));
-                feed.Queue.OnMessage(message => OnMessageAsync(feed, (ReadOnlyMemory<byte>)message.Message).AsTask());
-            }
+            await Subscribing.SubscribeAsync(feed, pubSubName);
 
             // Read after the subscription is confirmed: anything published later arrives through it, and what arrived
             // meanwhile the sequencer held.
@@ -230,7 +198,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
         {
             _feeds.TryRemove(new KeyValuePair<string, ChannelFeed>(channel, feed));
             feed.Sequencer.Close();
-            await ReleaseSubscriptionAsync(feed, pubSubName);
+            await Subscribing.UnsubscribeAsync(feed, pubSubName);
             throw;
         }
     }
@@ -241,19 +209,7 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
         if (_feeds.TryRemove(channel, out var feed))
         {
             feed.Sequencer.Close();
-            await ReleaseSubscriptionAsync(feed, Keys.PubSub(channel));
-        }
-    }
-
-    private async Task ReleaseSubscriptionAsync(ChannelFeed feed, string pubSubName)
-    {
-        if (_subscriptions is { } direct)
-        {
-            await direct.UnsubscribeAsync(pubSubName);
-        }
-        else if (feed.Queue is { } queue)
-        {
-            await SafeUnsubscribeAsync(queue);
+            await Subscribing.UnsubscribeAsync(feed, Keys.PubSub(channel));
         }
     }
 
@@ -303,19 +259,14 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
         }
 
         await _stopping.CancelAsync();
-        if (_subscriptions is { } direct)
+        if (_subscribing is { } subscribing)
         {
-            await direct.DisposeAsync();
+            await subscribing.DisposeAsync();
         }
 
-        if (_commands is { } commands)
+        if (_publishing is { } publishing)
         {
-            await commands.DisposeAsync();
-        }
-
-        if (_replicated is { } replicated)
-        {
-            await replicated.DisposeAsync();
+            await publishing.DisposeAsync();
         }
 
         foreach (var feed in _feeds.Values)
@@ -327,23 +278,27 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
         _stopping.Dispose();
     }
 
-    /// <summary>Whether pub/sub messages are read on the broker's own connection (see <see cref="RedisBrokerOptions.DirectSubscriptions"/>).</summary>
-    internal bool ReadsSubscriptionsDirectly => _subscriptions is not null;
+    /// <summary>Whether pub/sub messages are read on the broker's own connection (see <see cref="RedisBrokerOptions.BypassLibrarySubscriptions"/>).</summary>
+    internal bool ReadsSubscriptionsDirectly => _subscribing is RespSubscriptionPath;
 
     /// <summary>How many times the broker's own subscription connection was made (0 without one).</summary>
-    internal int SubscriptionConnects => _subscriptions?.Connects ?? 0;
+    internal int SubscriptionConnects => (_subscribing as RespSubscriptionPath)?.Connects ?? 0;
 
-    /// <summary>Whether publications are run on the broker's own connection (see <see cref="RedisBrokerOptions.DirectPublish"/>).</summary>
-    internal bool PublishesDirectly => _commands is not null;
+    /// <summary>Whether publications are run on the broker's own connection (see <see cref="RedisBrokerOptions.BypassLibraryPublish"/>).</summary>
+    internal bool PublishesDirectly => _publishing is RespPublishPath;
 
     /// <summary>How many times the broker's own command connection was made (0 without one).</summary>
-    internal int CommandConnects => _commands?.Connects ?? 0;
+    internal int CommandConnects => (_publishing as RespPublishPath)?.Connects ?? 0;
 
     /// <summary>Whether publishes wait for replicas (see <see cref="RedisBrokerOptions.MinReplicas"/>).</summary>
-    internal bool WaitsForReplicas => _replicated is not null;
+    internal bool WaitsForReplicas => _publishing is ReplicatedPublisher;
 
     /// <summary>How many commands were sent on the broker's own command connection (0 without one).</summary>
-    internal long DirectCommands => _commands?.Sent ?? 0;
+    internal long DirectCommands => (_publishing as RespPublishPath)?.Sent ?? 0;
+
+    private IPublishPath Publishing => _publishing ?? throw new InvalidOperationException("The broker was not started.");
+
+    private ISubscriptionPath Subscribing => _subscribing ?? throw new InvalidOperationException("The broker was not started.");
 
     private ConnectionMultiplexer Multiplexer => _multiplexer ?? throw new InvalidOperationException("The broker was not started.");
 
@@ -352,22 +307,10 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     private ValueTask<HistoryResult> ReadHistoryAsync(string channel, StreamPosition since, int limit, CancellationToken cancellationToken) =>
         HistoryAsync(channel, new HistoryQuery { Since = since, Limit = limit }, cancellationToken);
 
-    /// <summary>A message read on the subscription connection, on its reading thread: delivered there unless the channel's
-    /// sequencer is busy (a gap fill), which then holds it. The payload is copied: the connection reads into the same
-    /// buffer again.</summary>
-    private void OnDirectMessage(string pubSubName, ReadOnlyMemory<byte> payload)
-    {
-        if (Keys.ChannelOf(pubSubName) is { } channel && _feeds.TryGetValue(channel, out var feed))
-        {
-            // Nearly always complete here: only a sequencer that just opened a gap goes on in the background.
-            var delivery = OnMessageAsync(feed, payload.ToArray());
-            if (!delivery.IsCompletedSuccessfully)
-            {
-                _ = delivery.AsTask();
-            }
-        }
-    }
+    private ChannelFeed? FeedOf(string pubSubName) =>
+        Keys.ChannelOf(pubSubName) is { } channel && _feeds.TryGetValue(channel, out var feed) ? feed : null;
 
+    /// <summary>Delivery of a message read for <paramref name="feed"/>'s channel, by either subscription path.</summary>
     private async ValueTask OnMessageAsync(ChannelFeed feed, ReadOnlyMemory<byte> payload)
     {
         var sequencer = feed.Sequencer;
@@ -427,11 +370,14 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     {
         if (!_connection.IsConnected)
         {
-            throw new BrokerUnavailableException("The Redis backplane is not connected.") { RetryAfter = _options.BreakDuration };
+            throw NotConnected();
         }
 
         return await ExecuteAsync(call, Multiplexer.GetDatabase(), cancellationToken);
     }
+
+    private BrokerUnavailableException NotConnected() =>
+        new("The Redis backplane is not connected.") { RetryAfter = _options.BreakDuration };
 
     /// <summary>Runs a Redis call through the circuit breaker, turning unavailability into <see cref="BrokerUnavailableException"/>.</summary>
     private async Task<T> ExecuteAsync<TState, T>(Func<TState, Task<T>> call, TState state, CancellationToken cancellationToken)
@@ -450,29 +396,6 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
         }
     }
 
-    private async Task<T> Guard<T>(Func<Task<T>> call)
-    {
-        if (!_connection.IsConnected)
-        {
-            throw new BrokerUnavailableException("The Redis backplane is not connected.") { RetryAfter = _options.BreakDuration };
-        }
-
-        return await RedisFailures.GuardAsync(() => call().WaitAsync(_options.OperationTimeout), _options.BreakDuration);
-    }
-
-    private async Task SafeUnsubscribeAsync(ChannelMessageQueue queue)
-    {
-        try
-        {
-            await queue.UnsubscribeAsync();
-        }
-        catch (Exception ex) when (ex is RedisException or ObjectDisposedException)
-        {
-            // The multiplexer forgets the subscription either way; Redis drops it with the connection.
-            Log.UnsubscribeFailed(_logger, queue.Channel.ToString(), ex.Message);
-        }
-    }
-
     private static partial class Log
     {
         [LoggerMessage(1004, LogLevel.Error, "Delivering on channel '{Channel}' failed.")]
@@ -480,8 +403,5 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
 
         [LoggerMessage(1005, LogLevel.Warning, "Ignored an unreadable envelope on channel '{Channel}'.")]
         public static partial void BadEnvelope(ILogger logger, string channel);
-
-        [LoggerMessage(1007, LogLevel.Debug, "Unsubscribing {Channel} failed: {Message}")]
-        public static partial void UnsubscribeFailed(ILogger logger, string channel, string message);
     }
 }

@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using System.ComponentModel.DataAnnotations;
 
 namespace PushService.Broker.Redis;
@@ -75,23 +76,36 @@ public sealed class RedisBrokerOptions
     public bool? ShardedPubSub { get; set; }
 
     /// <summary>
-    /// Read pub/sub messages on a connection of the broker's own, on the thread where they arrive, rather than through
+    /// Read pub/sub messages on a connection of the broker's own, on the thread where they arrive, bypassing
     /// StackExchange.Redis, which hands each message between threads two or three times (a node receiving 2,000
     /// publications a second spent 57–68 µs of CPU per message that way; docs/benchmarks-history.md). Applies to a plain
     /// connection to one Redis server (one endpoint, no TLS, no Sentinel service, not sharded pub/sub); other setups
-    /// subscribe through StackExchange.Redis.
+    /// subscribe through StackExchange.Redis. Unset is on.
     /// </summary>
-    /// <value>The default value is true.</value>
-    public bool DirectSubscriptions { get; set; } = true;
+    public bool? BypassLibrarySubscriptions { get; set; }
 
     /// <summary>
     /// Run the publish script on a connection of the broker's own, whose replies are read, and whose callers go on, on the
-    /// thread where they arrive, rather than through StackExchange.Redis, which hands each reply between threads two or
-    /// three times (docs/benchmarks-history.md). Applies where <see cref="DirectSubscriptions"/> does, unless the server is a Redis
-    /// Cluster node; while the broker's own connection is reconnecting, publications go through StackExchange.Redis.
+    /// thread where they arrive, bypassing StackExchange.Redis, which hands each reply between threads two or three times
+    /// (docs/benchmarks-history.md). Applies where <see cref="BypassLibrarySubscriptions"/> does, unless the server is a
+    /// Redis Cluster node; while the broker's own connection is reconnecting, publications go through StackExchange.Redis.
+    /// Unset is on.
     /// </summary>
-    /// <value>The default value is true.</value>
-    public bool DirectPublish { get; set; } = true;
+    public bool? BypassLibraryPublish { get; set; }
+
+    /// <summary>The name <see cref="BypassLibrarySubscriptions"/> had before; read only when that is not set.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public bool? DirectSubscriptions { get; set; }
+
+    /// <summary>The name <see cref="BypassLibraryPublish"/> had before; read only when that is not set.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public bool? DirectPublish { get; set; }
+
+    // The switches in force. Unset rather than defaulted, so that a former name still counts when the new one is absent:
+    // the configuration binder writes a property's current value back even when the configuration has no key for it.
+    internal bool BypassesLibraryForSubscriptions => BypassLibrarySubscriptions ?? DirectSubscriptions ?? true;
+
+    internal bool BypassesLibraryForPublish => BypassLibraryPublish ?? DirectPublish ?? true;
 
     /// <summary>
     /// Read Redis replies and pub/sub messages on StackExchange.Redis's own dedicated threads instead of the .NET thread

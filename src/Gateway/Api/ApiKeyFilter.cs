@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PushService.Gateway.Configuration;
+using PushService.Gateway.Protocol;
 using PushService.Gateway.Telemetry;
 
 namespace PushService.Gateway.Api;

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PushService.Broker.Control;
 using PushService.Gateway.Configuration;
+using PushService.Gateway.Connections;
 using PushService.Gateway.Hub;
 using PushService.Gateway.Protocol;
 
@@ -17,16 +18,18 @@ public sealed partial class ClusterService : BackgroundService, IControlHandler
 {
     private readonly IControlPlane _control;
     private readonly LocalHub _hub;
+    private readonly ConnectionRegistry _connections;
     private readonly NodeIdentity _node;
     private readonly PushServiceOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<ClusterService> _logger;
 
     /// <summary>Creates the service.</summary>
-    public ClusterService(IControlPlane control, LocalHub hub, NodeIdentity node, IOptions<PushServiceOptions> options, TimeProvider time, ILogger<ClusterService> logger)
+    public ClusterService(IControlPlane control, LocalHub hub, ConnectionRegistry connections, NodeIdentity node, IOptions<PushServiceOptions> options, TimeProvider time, ILogger<ClusterService> logger)
     {
         _control = control;
         _hub = hub;
+        _connections = connections;
         _node = node;
         _options = options.Value;
         _time = time;
@@ -36,7 +39,7 @@ public sealed partial class ClusterService : BackgroundService, IControlHandler
     /// <summary>This node's live numbers.</summary>
     public NodeReport LocalReport() => new(
         _node.Id,
-        _hub.ConnectionCount,
+        _connections.Count,
         _hub.SubscriptionCount,
         (long)(_time.GetUtcNow() - _node.StartedAt).TotalSeconds,
         _hub.ChannelSubscribers().ToDictionary(c => c.Channel, c => c.Subscribers, StringComparer.Ordinal));
@@ -70,7 +73,7 @@ public sealed partial class ClusterService : BackgroundService, IControlHandler
 
     /// <inheritdoc />
     ValueTask<int> IControlHandler.DisconnectUserAsync(string user, bool reconnect) =>
-        ValueTask.FromResult(_hub.DisconnectUser(user, reconnect ? Disconnect.GoingAway : Disconnect.Normal));
+        ValueTask.FromResult(_connections.DisconnectUser(user, reconnect ? Disconnect.GoingAway : Disconnect.Normal));
 
     /// <inheritdoc />
     public override async Task StartAsync(CancellationToken cancellationToken)

@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using System.ComponentModel.DataAnnotations;
 using Microsoft.Extensions.Configuration;
 
@@ -65,29 +66,36 @@ public sealed class PushServiceOptions
 }
 
 /// <summary>
-/// The server's performance switches: each is on by default and, off, bypasses one part of the gateway's own I/O path
-/// for the framework's (README.md's configuration table, docs/benchmarks-history.md for what each is worth).
+/// The server's performance switches: each is on by default and is named after the part of the framework's I/O path it
+/// bypasses for the gateway's own; off, the framework's part serves (README.md's configuration table,
+/// docs/benchmarks-history.md for what each is worth). The names they had before are still read when the new ones are
+/// not set.
 /// </summary>
 public sealed class ServerOptions
 {
-    /// <summary>Serve TCP with the gateway's lean socket transport; off uses Kestrel's socket transport.</summary>
-    /// <value>The default value is true.</value>
-    public bool LeanTransport { get; set; } = true;
+    /// <summary>Serve TCP with the gateway's lean socket transport instead of Kestrel's socket transport; unset is on.</summary>
+    public bool? BypassKestrelTransport { get; set; }
 
     /// <summary>With Kestrel's socket transport, run its continuations inline; off hops to its I/O queue threads.</summary>
     /// <value>The default value is true.</value>
     public bool InlineSocketScheduling { get; set; } = true;
 
-    /// <summary>
-    /// Complete socket operations on the runtime's socket event thread (sets <c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c>
-    /// for the process unless the environment sets it); off leaves the thread pool to run every completion.
-    /// </summary>
-    /// <value>The default value is true.</value>
-    public bool InlineSocketCompletions { get; set; } = true;
+    /// <summary>Take <c>/ws</c> upgrades straight off Kestrel's connection instead of through the HTTP pipeline; unset is on.</summary>
+    public bool? BypassHttpPipeline { get; set; }
 
-    /// <summary>Take <c>/ws</c> upgrades straight off Kestrel's connection; off leaves them to the HTTP pipeline.</summary>
-    /// <value>The default value is true.</value>
-    public bool DirectWebSockets { get; set; } = true;
+    /// <summary>The name <see cref="BypassKestrelTransport"/> had before; read only when that is not set.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public bool? LeanTransport { get; set; }
+
+    /// <summary>The name <see cref="BypassHttpPipeline"/> had before; read only when that is not set.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public bool? DirectWebSockets { get; set; }
+
+    // The switches in force. Unset rather than defaulted, so that a former name still counts when the new one is absent:
+    // the configuration binder writes a property's current value back even when the configuration has no key for it.
+    internal bool BypassesKestrelTransport => BypassKestrelTransport ?? LeanTransport ?? true;
+
+    internal bool BypassesHttpPipeline => BypassHttpPipeline ?? DirectWebSockets ?? true;
 }
 
 /// <summary>
@@ -351,7 +359,7 @@ public sealed class WebSocketEndpointOptions
     /// Whether each send loop hands the sends of a round (one per connection it flushes) to the kernel in one system
     /// call, through io_uring, rather than one system call per socket. Linux only, and only where the kernel lets the
     /// process use io_uring (container runtimes' default seccomp profiles do not): elsewhere the gateway logs why and
-    /// sends socket by socket. Applies to the lean transport (<c>PushService:Server:LeanTransport</c>).
+    /// sends socket by socket. Applies to the lean transport (<c>PushService:Server:BypassKestrelTransport</c>).
     /// </summary>
     /// <value>The default value is true.</value>
     public bool BatchSends { get; set; } = true;

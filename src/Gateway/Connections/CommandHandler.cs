@@ -17,6 +17,7 @@ namespace PushService.Gateway.Connections;
 internal sealed partial class CommandHandler
 {
     private readonly LocalHub _hub;
+    private readonly ConnectionRegistry _connections;
     private readonly IBroker _broker;
     private readonly IPresenceStore _presence;
     private readonly Publisher _publisher;
@@ -27,10 +28,11 @@ internal sealed partial class CommandHandler
     private readonly NodeIdentity _node;
     private readonly ILogger<CommandHandler> _logger;
 
-    public CommandHandler(LocalHub hub, IBroker broker, IPresenceStore presence, Publisher publisher, NamespaceResolver namespaces, TokenValidator tokens,
+    public CommandHandler(LocalHub hub, ConnectionRegistry connections, IBroker broker, IPresenceStore presence, Publisher publisher, NamespaceResolver namespaces, TokenValidator tokens,
         PushMetrics metrics, IOptions<PushServiceOptions> options, NodeIdentity node, ILogger<CommandHandler> logger)
     {
         _hub = hub;
+        _connections = connections;
         _broker = broker;
         _presence = presence;
         _publisher = publisher;
@@ -127,7 +129,7 @@ internal sealed partial class CommandHandler
             return null;
         }
 
-        if (identity.UserId.Length > 0 && !_hub.Users.TryTake(identity.UserId, _options.Limits.MaxConnectionsPerUser))
+        if (identity.UserId.Length > 0 && !_connections.Users.TryTake(identity.UserId, _options.Limits.MaxConnectionsPerUser))
         {
             connection.Reply(Error(command, ErrorCodes.LimitExceeded, $"User has {_options.Limits.MaxConnectionsPerUser} connections on this node already."));
             connection.RequestClose(Disconnect.Forbidden);

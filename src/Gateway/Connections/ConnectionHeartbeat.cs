@@ -13,13 +13,15 @@ namespace PushService.Gateway.Connections;
 /// </summary>
 internal sealed class ConnectionHeartbeat : BackgroundService
 {
-    private readonly LocalHub _hub;
+    private readonly ConnectionRegistry _connections;
+    private readonly SubscriptionLifecycle _subscriptions;
     private readonly TimeProvider _time;
     private readonly PushServiceOptions _options;
 
-    public ConnectionHeartbeat(LocalHub hub, TimeProvider time, IOptions<PushServiceOptions> options)
+    public ConnectionHeartbeat(ConnectionRegistry connections, LocalHub hub, TimeProvider time, IOptions<PushServiceOptions> options)
     {
-        _hub = hub;
+        _connections = connections;
+        _subscriptions = hub.Subscriptions;
         _time = time;
         _options = options.Value;
     }
@@ -48,7 +50,7 @@ internal sealed class ConnectionHeartbeat : BackgroundService
         var closeTimeout = _options.Limits.CloseTimeout.Ticks;
         var pingInterval = _options.WebSocket.PingInterval.Ticks;
         var pongTimeout = _options.WebSocket.PongTimeout.Ticks;
-        foreach (var connection in _hub.Connections)
+        foreach (var connection in _connections.All)
         {
             if (connection.IsClosing)
             {
@@ -105,14 +107,14 @@ internal sealed class ConnectionHeartbeat : BackgroundService
         }
     }
 
-    private static void ExpireSubscriptions(ClientConnection connection, long now)
+    private void ExpireSubscriptions(ClientConnection connection, long now)
     {
         foreach (var (_, subscription) in connection.Subscriptions)
         {
             if (subscription.ExpiresAtTicks != 0 && now > subscription.ExpiresAtTicks)
             {
                 // The client subscribes again with a fresh subscription token (and since, so it misses nothing).
-                connection.Hub!.Subscriptions.EndByServer(subscription, FrameEncoder.UnsubscribedPush(subscription.Channel, "token_expired"));
+                _subscriptions.EndByServer(subscription, FrameEncoder.UnsubscribedPush(subscription.Channel, "token_expired"));
             }
         }
     }

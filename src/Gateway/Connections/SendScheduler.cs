@@ -14,7 +14,7 @@ namespace PushService.Gateway.Connections;
 /// send running inline down to the socket. A connection that flushed less than the coalescing window ago waits until its
 /// window has passed, gathering more frames meanwhile; one that has been quiet is flushed at once. One wake-up thus
 /// serves hundreds of connections, where a writer task per connection would cost a thread-pool wake-up (and a context
-/// switch) per connection per batch. Replies to commands do not come through here (<see cref="ClientConnection.Reply"/>).
+/// switch) per connection per batch. Replies to commands do not come through here (<see cref="ConnectionWriter.Reply"/>).
 /// With <see cref="WebSocketEndpointOptions.BatchSends"/> a loop hands the sends of a round to the kernel in one system
 /// call (<see cref="SendBatch"/>, io_uring on Linux); where the kernel has no io_uring to give it sends socket by socket.
 /// </summary>
@@ -22,6 +22,9 @@ internal sealed partial class SendScheduler : IAsyncDisposable
 {
     /// <summary>Sends per system call at most; a round with more submits every this many.</summary>
     private const uint BatchCapacity = 256;
+
+    /// <summary>The runtime's switch that completes socket operations on its socket event thread, which the figures assume.</summary>
+    private const string InlineCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
 
     private readonly SendLoop[] _loops;
     private int _next;
@@ -44,6 +47,11 @@ internal sealed partial class SendScheduler : IAsyncDisposable
         }
 
         _loops = [.. batches.Select(batch => new SendLoop(options.Value.WebSocket.WriteCoalescing, time, batch, logger))];
+        if (Environment.GetEnvironmentVariable(InlineCompletionsVariable) != "1")
+        {
+            // The runtime's switch is the process's environment's, not the gateway's to set (the image and chart set it).
+            Log.CompletionsOnThreadPool(logger, InlineCompletionsVariable);
+        }
 
         // Where the kernel refuses io_uring (container runtimes' default seccomp profiles do) the log says so once at
         // start-up; this says so for as long as it lasts, and shows a loop that gave up batching after a failed submit.
@@ -76,7 +84,7 @@ internal sealed partial class SendScheduler : IAsyncDisposable
     /// </summary>
     internal sealed class SendLoop : IAsyncDisposable
     {
-        private readonly ConcurrentQueue<ClientConnection> _ready = new();
+        private readonly ConcurrentQueue<ConnectionWriter> _ready = new();
 
         // No spinning before the wait: on a small machine the core is what the thread that woke us needs.
         private readonly ManualResetEventSlim _signal = new(false, spinCount: 0);
@@ -110,8 +118,8 @@ internal sealed partial class SendScheduler : IAsyncDisposable
         /// <summary>True while the loop hands its rounds' sends to the kernel in one io_uring call each.</summary>
         public bool Batches => _batch is not null && !_batchFailed;
 
-        /// <summary>Puts a connection on the list; the connection guarantees it is on it at most once at a time.</summary>
-        public void Schedule(ClientConnection connection)
+        /// <summary>Puts a connection's writer on the list; the writer guarantees it is on it at most once at a time.</summary>
+        public void Schedule(ConnectionWriter connection)
         {
             _ready.Enqueue(connection);
 
@@ -163,7 +171,7 @@ internal sealed partial class SendScheduler : IAsyncDisposable
         private void Loop()
         {
             // Connections that flushed less than a window ago wait here, by the time their window ends.
-            var deferred = new PriorityQueue<ClientConnection, long>();
+            var deferred = new PriorityQueue<ConnectionWriter, long>();
             var window = _window;
             while (true)
             {
@@ -252,6 +260,9 @@ internal sealed partial class SendScheduler : IAsyncDisposable
 
         [LoggerMessage(231, LogLevel.Warning, "Batched sends failed (io_uring_enter, errno {Errno}): this send loop now sends socket by socket. The connections whose sends were in flight were closed; their clients recover from history.")]
         public static partial void BatchSendsFailed(ILogger logger, int errno);
+
+        [LoggerMessage(233, LogLevel.Information, "Socket completions run on the thread pool: {Variable} is not 1 in this process's environment (the container image and the Helm chart set it; see docs/deploy.md for bare hosts).")]
+        public static partial void CompletionsOnThreadPool(ILogger logger, string variable);
 
         [LoggerMessage(232, LogLevel.Critical, "A send loop failed; the node stops so that its clients reconnect to others and recover.")]
         public static partial void SendLoopFailed(ILogger logger, Exception exception);

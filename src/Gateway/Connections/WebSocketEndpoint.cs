@@ -5,10 +5,9 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using PushService.Gateway.Api;
 using PushService.Gateway.Configuration;
-using PushService.Gateway.Draining;
 using PushService.Gateway.Hub;
+using PushService.Gateway.Protocol;
 using PushService.Gateway.Telemetry;
 using PushService.Gateway.Transport;
 
@@ -21,7 +20,7 @@ namespace PushService.Gateway.Connections;
 /// details), non-upgrade requests, and upgrades it cannot see (behind TLS, or after other requests on a kept-alive
 /// connection), which it upgrades itself through <see cref="IHttpUpgradeFeature"/>. Both paths run the same connection.
 /// </summary>
-internal sealed partial class WebSocketEndpoint : IDisposable
+internal sealed partial class WebSocketEndpoint : IWebSocketAcceptor, IDisposable
 {
     /// <summary>The WebSocket path of contract v1.</summary>
     public const string Path = "/ws";
@@ -30,6 +29,7 @@ internal sealed partial class WebSocketEndpoint : IDisposable
     public const string SubProtocol = "push.v1.json";
 
     private readonly LocalHub _hub;
+    private readonly ConnectionRegistry _connections;
     private readonly SendScheduler _sendScheduler;
     private readonly Func<ClientConnection, ReadOnlyMemory<byte>, ValueTask> _handleMessage;
     private readonly DrainState _drain;
@@ -42,10 +42,11 @@ internal sealed partial class WebSocketEndpoint : IDisposable
     private readonly ILogger<WebSocketEndpoint> _logger;
     private int _admitted;
 
-    public WebSocketEndpoint(LocalHub hub, SendScheduler sendScheduler, CommandHandler handler, DrainState drain, PushMetrics metrics, TimeProvider time,
+    public WebSocketEndpoint(LocalHub hub, ConnectionRegistry connections, SendScheduler sendScheduler, CommandHandler handler, DrainState drain, PushMetrics metrics, TimeProvider time,
         IOptions<PushServiceOptions> options, ILogger<ClientConnection> connectionLogger, ILogger<WebSocketEndpoint> logger)
     {
         _hub = hub;
+        _connections = connections;
         _sendScheduler = sendScheduler;
         _handleMessage = handler.HandleAsync;
         _drain = drain;
@@ -68,11 +69,11 @@ internal sealed partial class WebSocketEndpoint : IDisposable
         _logger = logger;
     }
 
-    /// <summary>
-    /// Admits an upgrade read off the connection when nothing stands in its way, taking its place and its rate-limit
-    /// permit. False leaves the request to the HTTP pipeline, which checks again and answers with the reason.
-    /// </summary>
-    public bool TryAdmitDirect(UpgradeRequest request, IPAddress? remote)
+    /// <inheritdoc />
+    string IWebSocketAcceptor.Path => Path;
+
+    /// <inheritdoc />
+    public bool TryAdmit(UpgradeRequest request, IPAddress? remote)
     {
         if (_drain.IsDraining || !OriginPolicy.IsAllowed(request.Origin, request.Host, _options.WebSocket))
         {
@@ -161,7 +162,15 @@ internal sealed partial class WebSocketEndpoint : IDisposable
             var transport = new StreamTransport(stream);
             try
             {
-                await RunAdmittedAsync(transport, static state => ((HttpContext)state).Abort(), context);
+                var connection = Open(transport, static state => ((HttpContext)state).Abort(), context);
+                try
+                {
+                    await connection.RunAsync();
+                }
+                finally
+                {
+                    await CloseAsync(connection);
+                }
             }
             finally
             {
@@ -175,49 +184,32 @@ internal sealed partial class WebSocketEndpoint : IDisposable
     }
 
     /// <summary>
-    /// Runs a connection admitted by the HTTP pipeline until it closes; the caller releases its place afterwards. (The
-    /// direct path does the same three steps in its own frame.)
-    /// </summary>
-    private async Task RunAdmittedAsync(IDuplexPipe transport, Action<object> abort, object abortState)
-    {
-        var connection = Open(transport, abort, abortState);
-        try
-        {
-            await connection.RunAsync(MessageHandler);
-        }
-        finally
-        {
-            await CloseAsync(connection);
-        }
-    }
-
-    /// <summary>What handles each client message; <see cref="ClientConnection.RunAsync"/> takes it.</summary>
-    public Func<ClientConnection, ReadOnlyMemory<byte>, ValueTask> MessageHandler => _handleMessage;
-
-    /// <summary>
     /// Registers an admitted connection, to be run (<see cref="ClientConnection.RunAsync"/>) and then closed with
-    /// <see cref="CloseAsync"/>. <paramref name="abort"/> is called with <paramref name="abortState"/> to end the
-    /// underlying connection at once (a static delegate and a state: no delegate allocated per connection).
+    /// <see cref="CloseAsync(ClientConnection)"/>. <paramref name="abort"/> is called with <paramref name="abortState"/>
+    /// to end the underlying connection at once (a static delegate and a state: no delegate allocated per connection).
     /// </summary>
     public ClientConnection Open(IDuplexPipe transport, Action<object> abort, object abortState)
     {
-        var connection = new ClientConnection(transport, abort, abortState, NewConnectionId(), _settings, _sendScheduler.Assign(), _time, _connectionLogger)
+        var connection = new ClientConnection(transport, abort, abortState, NewConnectionId(), _settings, _sendScheduler.Assign(), _handleMessage, _time, _connectionLogger)
         {
-            Hub = _hub,
             CommandsPerSecond = _options.Limits.CommandsPerSecond,
         };
-        _hub.Add(connection);
+        _connections.Add(connection);
         _metrics.ConnectionOpened();
         return connection;
     }
 
-    /// <summary>After a connection's run ended: leaves its channels and the hub, and counts how it closed.</summary>
+    /// <summary>After a connection's run ended: leaves its channels and the node, and counts how it closed.</summary>
     public async ValueTask CloseAsync(ClientConnection connection)
     {
         await _hub.Subscriptions.EndAllAsync(connection);
-        _hub.Remove(connection);
+        _connections.Remove(connection);
         _metrics.ConnectionClosed(connection.CloseCode, connection.ClosedBy);
     }
+
+    IWebSocketSession IWebSocketAcceptor.Open(IDuplexPipe pipe, Action<object> abort, object abortState) => Open(pipe, abort, abortState);
+
+    ValueTask IWebSocketAcceptor.CloseAsync(IWebSocketSession session) => CloseAsync((ClientConnection)session);
 
     /// <summary>
     /// Takes a place; false (holding nothing) when the node is full. The place is taken before the check, so a storm of
@@ -238,7 +230,9 @@ internal sealed partial class WebSocketEndpoint : IDisposable
     /// <summary>The subprotocol to answer with: contract v1's when the client asked for it, else none.</summary>
     public static string? SubProtocolFor(UpgradeRequest request) => request.Requests(SubProtocol) ? SubProtocol : null;
 
-    /// <summary>Gives back a place taken by <see cref="TryReserve"/> or <see cref="TryAdmitDirect"/>.</summary>
+    string? IWebSocketAcceptor.SubProtocolFor(UpgradeRequest request) => SubProtocolFor(request);
+
+    /// <summary>Gives back a place taken by <see cref="TryReserve"/> or <see cref="TryAdmit"/>.</summary>
     public void Release() => Interlocked.Decrement(ref _admitted);
 
     public void Dispose() => _attempts?.Dispose();

@@ -2,7 +2,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PushService.Gateway.Configuration;
-using PushService.Gateway.Hub;
+using PushService.Gateway.Connections;
 using PushService.Gateway.Protocol;
 
 namespace PushService.Gateway.Draining;
@@ -21,7 +21,7 @@ namespace PushService.Gateway.Draining;
 internal sealed partial class DrainingService : IHostedLifecycleService
 {
     private readonly DrainState _state;
-    private readonly LocalHub _hub;
+    private readonly ConnectionRegistry _connections;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly DrainOptions _options;
     private readonly TimeSpan _closeTimeout;
@@ -29,11 +29,11 @@ internal sealed partial class DrainingService : IHostedLifecycleService
     private readonly ILogger<DrainingService> _logger;
     private CancellationTokenRegistration _registration;
 
-    public DrainingService(DrainState state, LocalHub hub, IHostApplicationLifetime lifetime, IOptions<PushServiceOptions> options,
+    public DrainingService(DrainState state, ConnectionRegistry connections, IHostApplicationLifetime lifetime, IOptions<PushServiceOptions> options,
         TimeProvider time, ILogger<DrainingService> logger)
     {
         _state = state;
-        _hub = hub;
+        _connections = connections;
         _lifetime = lifetime;
         _options = options.Value.Drain;
         _closeTimeout = options.Value.Limits.CloseTimeout;
@@ -58,7 +58,7 @@ internal sealed partial class DrainingService : IHostedLifecycleService
         BeginDrain();
         try
         {
-            if (_hub.ConnectionCount > 0)
+            if (_connections.Count > 0)
             {
                 await Task.Delay(_options.Delay, _time, cancellationToken);
                 await CloseInWavesAsync(cancellationToken);
@@ -68,7 +68,7 @@ internal sealed partial class DrainingService : IHostedLifecycleService
             }
 
             var deadline = _time.GetUtcNow() + _closeTimeout;
-            while (_hub.ConnectionCount > 0 && _time.GetUtcNow() < deadline)
+            while (_connections.Count > 0 && _time.GetUtcNow() < deadline)
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(50), _time, cancellationToken);
             }
@@ -96,7 +96,7 @@ internal sealed partial class DrainingService : IHostedLifecycleService
     {
         // A snapshot: no client joins a draining node. Shuffled, so each wave takes a fair share of users, channels and
         // connection ages rather than whoever connected first.
-        var connections = _hub.Connections.ToArray();
+        var connections = _connections.All.ToArray();
         Random.Shared.Shuffle(connections);
         var waves = _options.Window > TimeSpan.Zero ? Math.Min(_options.Waves, Math.Max(1, connections.Length)) : 1;
         var spacing = _options.Window / waves;
@@ -127,12 +127,12 @@ internal sealed partial class DrainingService : IHostedLifecycleService
         }
 
         _state.Start();
-        Log.Started(_logger, _hub.ConnectionCount, _options.Delay);
+        Log.Started(_logger, _connections.Count, _options.Delay);
     }
 
     private void CloseAll()
     {
-        foreach (var connection in _hub.Connections)
+        foreach (var connection in _connections.All)
         {
             connection.RequestClose(Disconnect.GoingAway);
         }
@@ -140,7 +140,7 @@ internal sealed partial class DrainingService : IHostedLifecycleService
 
     private void AbortAll()
     {
-        foreach (var connection in _hub.Connections)
+        foreach (var connection in _connections.All)
         {
             connection.Abort();
         }

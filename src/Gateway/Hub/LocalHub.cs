@@ -4,23 +4,21 @@ using Microsoft.Extensions.Logging;
 using PushService.Broker;
 using Microsoft.Extensions.Options;
 using PushService.Gateway.Configuration;
-using PushService.Gateway.Connections;
 using PushService.Gateway.Protocol;
 using PushService.Gateway.Telemetry;
 
 namespace PushService.Gateway.Hub;
 
 /// <summary>
-/// This node's connections and their subscriptions. Holds one broker subscription per channel with local
+/// This node's subscriptions, channel by channel. Holds one broker subscription per channel with local
 /// subscribers (taken by the first, released once the last has been gone for <see cref="ClusterOptions.UnsubscribeDelay"/>),
 /// and fans each publication out: encoded once, the same bytes queued to every local subscriber. A subscription's start
-/// and end are <see cref="SubscriptionLifecycle"/>'s, presence and join/leave <see cref="ChannelPresence"/>'s, the
-/// per-user connection counts <see cref="UserSlots"/>'.
+/// and end are <see cref="SubscriptionLifecycle"/>'s, presence and join/leave <see cref="ChannelPresence"/>'s. The
+/// connections themselves are Connections' to hold.
 /// </summary>
 public sealed partial class LocalHub : IBrokerEventHandler
 {
     private readonly ConcurrentDictionary<string, HubChannel> _channels = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, ClientConnection> _connections = new(StringComparer.Ordinal);
     private readonly IBroker _broker;
     private readonly ChannelPresence _presence;
     private readonly PushMetrics _metrics;
@@ -47,35 +45,14 @@ public sealed partial class LocalHub : IBrokerEventHandler
     /// <summary>How long a channel with no local subscriber keeps its broker subscription.</summary>
     internal TimeSpan UnsubscribeDelay { get; }
 
-    /// <summary>Open connections on this node.</summary>
-    public int ConnectionCount => _connections.Count;
-
     /// <summary>Where every subscription starts and ends.</summary>
     internal SubscriptionLifecycle Subscriptions { get; }
-
-    /// <summary>Each user's connections on this node, for the per-user limit.</summary>
-    internal UserSlots Users { get; } = new();
 
     /// <summary>Channels this node holds a broker subscription for (read for metrics: it takes every bucket's lock).</summary>
     public int ChannelCount => _channels.Count;
 
     /// <summary>Subscriptions of all connections on this node.</summary>
     public int SubscriptionCount => Volatile.Read(ref _subscriptionCount);
-
-    /// <remarks>
-    /// Walks the map without its locks; <c>_connections.Values</c> would lock every bucket and copy all connections,
-    /// each second for the heartbeat (a large-object-heap array from about 10,600 connections on).
-    /// </remarks>
-    internal IEnumerable<ClientConnection> Connections
-    {
-        get
-        {
-            foreach (var (_, connection) in _connections)
-            {
-                yield return connection;
-            }
-        }
-    }
 
     /// <summary>Channels with local subscribers and how many each has.</summary>
     public IEnumerable<(string Channel, int Subscribers)> ChannelSubscribers()
@@ -88,32 +65,6 @@ public sealed partial class LocalHub : IBrokerEventHandler
                 yield return (name, count);
             }
         }
-    }
-
-    internal void Add(ClientConnection connection) => _connections.TryAdd(connection.Id, connection);
-
-    internal void Remove(ClientConnection connection)
-    {
-        if (_connections.TryRemove(connection.Id, out _) && connection.IsConnected && connection.UserId.Length > 0)
-        {
-            Users.Release(connection.UserId);
-        }
-    }
-
-    /// <summary>Closes the connections of <paramref name="user"/> on this node and says how many there were.</summary>
-    public int DisconnectUser(string user, Disconnect disconnect)
-    {
-        var count = 0;
-        foreach (var connection in Connections)
-        {
-            if (connection.IsConnected && string.Equals(connection.UserId, user, StringComparison.Ordinal))
-            {
-                connection.RequestClose(disconnect);
-                count++;
-            }
-        }
-
-        return count;
     }
 
     /// <summary>

@@ -1,6 +1,5 @@
 using PushService.Broker;
 using PushService.Gateway.Configuration;
-using PushService.Gateway.Connections;
 
 namespace PushService.Gateway.Hub;
 
@@ -17,13 +16,13 @@ internal sealed class Subscription
     private long _offset;
     private string? _epoch;
 
-    public Subscription(ClientConnection connection, string channel)
+    public Subscription(ISubscriber connection, string channel)
     {
         Connection = connection;
         Channel = channel;
     }
 
-    public ClientConnection Connection { get; }
+    public ISubscriber Connection { get; }
 
     /// <summary>True once the subscribe reply went out; pushes other than messages wait for it.</summary>
     public bool IsLive => _live;

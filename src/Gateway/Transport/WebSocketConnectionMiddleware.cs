@@ -1,7 +1,6 @@
 using System.Net;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
-using PushService.Gateway.Connections;
 
 namespace PushService.Gateway.Transport;
 
@@ -22,10 +21,10 @@ internal sealed partial class WebSocketConnectionMiddleware
     private static readonly Action<object> AbortConnection = static state => ((ConnectionContext)state).Abort();
 
     private readonly ConnectionDelegate _next;
-    private readonly WebSocketEndpoint _endpoint;
+    private readonly IWebSocketAcceptor _endpoint;
     private readonly ILogger<WebSocketConnectionMiddleware> _logger;
 
-    public WebSocketConnectionMiddleware(ConnectionDelegate next, WebSocketEndpoint endpoint, ILogger<WebSocketConnectionMiddleware> logger)
+    public WebSocketConnectionMiddleware(ConnectionDelegate next, IWebSocketAcceptor endpoint, ILogger<WebSocketConnectionMiddleware> logger)
     {
         _next = next;
         _endpoint = endpoint;
@@ -41,15 +40,15 @@ internal sealed partial class WebSocketConnectionMiddleware
             return;
         }
 
-        ClientConnection? client = null;
+        IWebSocketSession? session = null;
         try
         {
-            await connection.Transport.Output.WriteAsync(request.SwitchingProtocolsResponse(WebSocketEndpoint.SubProtocolFor(request)));
+            await connection.Transport.Output.WriteAsync(request.SwitchingProtocolsResponse(_endpoint.SubProtocolFor(request)));
 
-            // The endpoint's run inlined (open, run, close) rather than awaited through RunAdmittedAsync: an idle
-            // connection then holds one suspended frame here instead of two.
-            client = _endpoint.Open(connection.Transport, AbortConnection, connection);
-            await client.RunAsync(_endpoint.MessageHandler);
+            // Open, run and close here rather than in a method of the endpoint awaited from here: an idle connection
+            // then holds one suspended frame here and the transport's receive loop, not three.
+            session = _endpoint.Open(connection.Transport, AbortConnection, connection);
+            await session.Transport.RunAsync(session);
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException)
         {
@@ -57,9 +56,9 @@ internal sealed partial class WebSocketConnectionMiddleware
         }
         finally
         {
-            if (client is not null)
+            if (session is not null)
             {
-                await _endpoint.CloseAsync(client);
+                await _endpoint.CloseAsync(session);
             }
 
             _endpoint.Release();
@@ -90,7 +89,7 @@ internal sealed partial class WebSocketConnectionMiddleware
             }
 
             var buffer = result.Buffer;
-            var parse = UpgradeRequest.TryParse(buffer, WebSocketEndpoint.Path, out var request, out var end);
+            var parse = UpgradeRequest.TryParse(buffer, _endpoint.Path, out var request, out var end);
             if (parse == UpgradeRequest.Parse.NeedMoreData && !result.IsCompleted)
             {
                 input.AdvanceTo(buffer.Start, buffer.End);
@@ -98,7 +97,7 @@ internal sealed partial class WebSocketConnectionMiddleware
                 continue;
             }
 
-            if (parse == UpgradeRequest.Parse.Upgrade && _endpoint.TryAdmitDirect(request!, (connection.RemoteEndPoint as IPEndPoint)?.Address))
+            if (parse == UpgradeRequest.Parse.Upgrade && _endpoint.TryAdmit(request!, (connection.RemoteEndPoint as IPEndPoint)?.Address))
             {
                 input.AdvanceTo(end);
                 return request;

@@ -53,7 +53,8 @@ public sealed partial class GatewayProcess : IAsyncDisposable
             settingsByKey[key] = value;
         }
 
-        var variables = new Dictionary<string, string> { ["DOTNET_gcServer"] = "0" };
+        // The runtime settings the image and the chart give a node (docs/deploy.md).
+        var variables = new Dictionary<string, string> { ["DOTNET_gcServer"] = "0", ["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"] = "1" };
         foreach (var (key, value) in environment ?? new Dictionary<string, string>())
         {
             variables[key] = value;

@@ -16,19 +16,43 @@ namespace PushService.Broker.Redis.Commands;
 /// every caller would wait behind it. Publications still go out in parallel (each <c>WAIT</c> also covers the writes
 /// before it); each costs two round trips more than the plain publish.
 /// </remarks>
-internal sealed partial class ReplicatedPublisher : IAsyncDisposable
+internal sealed partial class ReplicatedPublisher : IPublishPath
 {
+    private readonly RedisConnection _connection;
+    private readonly PublishCommands _commands;
     private readonly RedisBrokerOptions _options;
     private readonly ILogger _logger;
     private ConnectionMultiplexer? _multiplexer;
 
-    public ReplicatedPublisher(RedisBrokerOptions options, ILogger logger)
+    /// <summary>A publisher whose envelopes are announced on <paramref name="connection"/>, the broker's shared multiplexer.</summary>
+    public ReplicatedPublisher(RedisConnection connection, PublishCommands commands, ILogger logger)
     {
-        _options = options;
+        _connection = connection;
+        _commands = commands;
+        _options = commands.Options;
         _logger = logger;
     }
 
     public bool IsConnected => _multiplexer?.IsConnected ?? false;
+
+    // Called straight through to the pipeline, as before its own multiplexer existed: a publish while it is down fails
+    // there, and the circuit breaker counts it.
+    bool IPublishPath.CanPublish => true;
+
+    bool IPublishPath.IsReady => IsConnected;
+
+    bool IPublishPath.OwnConnectionsUp => IsConnected;
+
+    long IPublishPath.Reconnects => 0;
+
+    /// <summary>Stores the publication, waits for the replicas, then publishes its envelope as the publish script does otherwise.</summary>
+    public Task<PublishReply> PublishAsync(string channel, ReadOnlyMemory<byte> data, PublishOptions options) =>
+        PublishAsync(_commands.For(channel, data, options, announce: false), async reply =>
+        {
+            var envelope = RedisEnvelope.Publication(reply.Offset, reply.Epoch!, RedisEnvelope.Context(options.TraceParent, options.AcceptedAtTicks), data.Span);
+            var multiplexer = await _connection.GetAsync();
+            await multiplexer.GetSubscriber().PublishAsync(_connection.PubSubChannel(_commands.Keys.PubSub(channel)), envelope);
+        });
 
     public async Task StartAsync(SocketManager socketManager)
     {

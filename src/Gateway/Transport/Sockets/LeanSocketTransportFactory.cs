@@ -7,7 +7,7 @@ using Microsoft.Extensions.Logging;
 namespace PushService.Gateway.Transport.Sockets;
 
 /// <summary>
-/// Kestrel's transport for TCP endpoints when <c>PushService:Server:LeanTransport</c> is on (the default): connections
+/// Kestrel's transport for TCP endpoints when <c>PushService:Server:BypassKestrelTransport</c> is on (the default): connections
 /// that hold no buffer and no pipe while idle (<see cref="LeanSocketConnection"/>). Kestrel asks the last registered
 /// factory first; endpoints this one does not take (Unix sockets, file handles, named pipes) go to Kestrel's own
 /// transport, which knows their particulars (a Unix socket's file, for one).

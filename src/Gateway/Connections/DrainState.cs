@@ -1,4 +1,4 @@
-namespace PushService.Gateway.Draining;
+namespace PushService.Gateway.Connections;
 
 /// <summary>Whether this node is draining: it takes no new connections and readiness fails.</summary>
 public sealed class DrainState

@@ -1,6 +1,6 @@
 using Microsoft.AspNetCore.Http;
 
-namespace PushService.Gateway.Api;
+namespace PushService.Gateway.Protocol;
 
 /// <summary>The RFC 9457 problem details the REST API answers with.</summary>
 internal static class ApiProblems

@@ -1,10 +1,10 @@
 using System.Collections.Concurrent;
 
-namespace PushService.Gateway.Hub;
+namespace PushService.Gateway.Connections;
 
 /// <summary>
 /// How many connections each user holds on this node, for <c>Limits:MaxConnectionsPerUser</c>: taken when a connection's
-/// token names a user, given back when that connection leaves the hub.
+/// token names a user, given back when that connection leaves the node.
 /// </summary>
 internal sealed class UserSlots
 {
