@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using Microsoft.Extensions.Logging;
 using PushService.Gateway.Hub;
@@ -13,7 +12,7 @@ namespace PushService.Gateway.Connections;
 /// token expiry). Client messages come from its transport's receive loop (<see cref="WebSocketTransport"/>) and go to
 /// the <see cref="CommandHandler"/>; what it sends goes through its <see cref="ConnectionWriter"/>.
 /// </summary>
-internal sealed partial class ClientConnection : IWebSocketSession, ISubscriber
+internal sealed partial class ClientConnection : Subscriber, IWebSocketSession
 {
     private readonly ConnectionWriter _writer;
     private readonly ILogger _logger;
@@ -27,8 +26,8 @@ internal sealed partial class ClientConnection : IWebSocketSession, ISubscriber
     /// <paramref name="handleMessage"/> handles each client message.</summary>
     public ClientConnection(IDuplexPipe pipe, Action<object> abort, object abortState, string id, ConnectionSettings settings, SendScheduler.SendLoop sendLoop,
         Func<ClientConnection, ReadOnlyMemory<byte>, ValueTask> handleMessage, TimeProvider time, ILogger logger)
+        : base(id)
     {
-        Id = id;
         MaxMessageBytes = settings.MaxMessageBytes;
         _handleMessage = handleMessage;
         Transport = new WebSocketTransport(pipe, abort, abortState);
@@ -39,16 +38,11 @@ internal sealed partial class ClientConnection : IWebSocketSession, ISubscriber
         _lastActivityTicks = OpenedAtTicks;
     }
 
-    public string Id { get; }
-
     /// <summary>The WebSocket framing under this session.</summary>
     public WebSocketTransport Transport { get; }
 
     /// <summary>The largest client message the session takes, in bytes.</summary>
     public int MaxMessageBytes { get; }
-
-    /// <summary>The user id from the connection token; empty for anonymous clients.</summary>
-    public string UserId { get; private set; } = "";
 
     public string? ClientName { get; private set; }
 
@@ -71,22 +65,6 @@ internal sealed partial class ClientConnection : IWebSocketSession, ISubscriber
     public long CloseRequestedAtTicks => _writer.CloseRequestedAtTicks;
 
     public bool IsClosing => _writer.IsClosing;
-
-    /// <summary>The connection's subscriptions by channel; changed by <see cref="SubscriptionLifecycle"/> only.</summary>
-    /// <remarks>Sized for the usual handful: the default capacity costs 300 bytes per connection before any subscription.</remarks>
-    public ConcurrentDictionary<string, Subscription> Subscriptions { get; } = new(concurrencyLevel: 1, capacity: 3, StringComparer.Ordinal);
-
-    /// <summary>
-    /// True once a subscription with an expiring token was added: only then does the heartbeat walk the subscriptions
-    /// (walking a <see cref="ConcurrentDictionary{TKey, TValue}"/> allocates, every second, for every connection).
-    /// </summary>
-    public bool HasExpiringSubscriptions
-    {
-        get => Volatile.Read(ref _hasExpiringSubscriptions);
-        set => Volatile.Write(ref _hasExpiringSubscriptions, value);
-    }
-
-    private bool _hasExpiringSubscriptions;
 
     /// <summary>When the send loop last flushed this connection (<see cref="TimeProvider.GetTimestamp"/>); 0 before the first time.</summary>
     public long LastFlushTimestamp => _writer.LastFlushTimestamp;
@@ -160,19 +138,19 @@ internal sealed partial class ClientConnection : IWebSocketSession, ISubscriber
     }
 
     /// <inheritdoc cref="ConnectionWriter.Send"/>
-    public void Send(ReadOnlyMemory<byte> frame, long acceptedAtTicks = 0) => _writer.Send(frame, acceptedAtTicks);
+    public override void Send(ReadOnlyMemory<byte> frame, long acceptedAtTicks = 0) => _writer.Send(frame, acceptedAtTicks);
 
     /// <inheritdoc cref="ConnectionWriter.SendControl"/>
-    public void SendControl(ReadOnlyMemory<byte> frame) => _writer.SendControl(frame);
+    public override void SendControl(ReadOnlyMemory<byte> frame) => _writer.SendControl(frame);
 
     /// <inheritdoc cref="ConnectionWriter.Reply"/>
     public void Reply(ReadOnlyMemory<byte> frame) => _writer.Reply(frame);
 
     /// <inheritdoc cref="ConnectionWriter.EnqueueReply"/>
-    public void EnqueueReply(ReadOnlyMemory<byte> frame) => _writer.EnqueueReply(frame);
+    public override void EnqueueReply(ReadOnlyMemory<byte> frame) => _writer.EnqueueReply(frame);
 
     /// <inheritdoc cref="ConnectionWriter.FlushNow"/>
-    public void FlushNow() => _writer.FlushNow();
+    public override void FlushNow() => _writer.FlushNow();
 
     public void SendPing()
     {

@@ -16,13 +16,13 @@ internal sealed class Subscription
     private long _offset;
     private string? _epoch;
 
-    public Subscription(ISubscriber connection, string channel)
+    public Subscription(Subscriber connection, string channel)
     {
         Connection = connection;
         Channel = channel;
     }
 
-    public ISubscriber Connection { get; }
+    public Subscriber Connection { get; }
 
     /// <summary>True once the subscribe reply went out; pushes other than messages wait for it.</summary>
     public bool IsLive => _live;

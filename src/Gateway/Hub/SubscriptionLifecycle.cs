@@ -6,7 +6,7 @@ namespace PushService.Gateway.Hub;
 /// <summary>
 /// The one owner of a subscription's life, from a client's subscribe (or a token's server-side channels) to its end by
 /// the client, by the server (a token expired, a channel's continuity lost) or by the connection closing. Every change
-/// to a connection's <see cref="ISubscriber.Subscriptions"/> and to the hub's channel membership goes through here,
+/// to a connection's <see cref="Subscriber.Subscriptions"/> and to the hub's channel membership goes through here,
 /// in the one order that keeps delivery gap-free: registered and pending, added to its channel, position (and history)
 /// read, the reply queued, then live with what arrived meanwhile. The command handler authorises and encodes.
 /// </summary>
@@ -27,7 +27,7 @@ internal sealed class SubscriptionLifecycle
     /// until <see cref="ActivateAsync"/>. On failure nothing of it is left behind.
     /// </summary>
     /// <exception cref="BrokerUnavailableException">The backplane is down.</exception>
-    public async ValueTask<(Subscription Subscription, HistoryResult History)> StartAsync(ISubscriber connection, string channel,
+    public async ValueTask<(Subscription Subscription, HistoryResult History)> StartAsync(Subscriber connection, string channel,
         NamespaceOptions ns, StreamPosition? since, long expiresAtTicks)
     {
         var subscription = new Subscription(connection, channel) { Namespace = ns, ExpiresAtTicks = expiresAtTicks };
@@ -67,7 +67,7 @@ internal sealed class SubscriptionLifecycle
     }
 
     /// <summary>Ends the connection's subscription to <paramref name="channel"/> at the client's request; nothing when it has none.</summary>
-    public async ValueTask EndAsync(ISubscriber connection, string channel)
+    public async ValueTask EndAsync(Subscriber connection, string channel)
     {
         if (connection.Subscriptions.TryRemove(channel, out var subscription))
         {
@@ -89,7 +89,7 @@ internal sealed class SubscriptionLifecycle
     }
 
     /// <summary>Ends every subscription of a connection that closed.</summary>
-    public async ValueTask EndAllAsync(ISubscriber connection)
+    public async ValueTask EndAllAsync(Subscriber connection)
     {
         foreach (var subscription in connection.Subscriptions.Values)
         {

@@ -1,0 +1,49 @@
+using System.Collections.Concurrent;
+
+namespace PushService.Gateway.Hub;
+
+/// <summary>
+/// What the hub needs of a connection that subscribes: who it is, its subscriptions (which only
+/// <see cref="SubscriptionLifecycle"/> changes), and its outbound queue. Connections' client sessions are subscribers.
+/// </summary>
+/// <remarks>
+/// A base class rather than an interface because fan-out calls <see cref="Send"/> once per subscriber per publication:
+/// a virtual call is a load and a jump, an interface call goes through a dispatch stub, and the gateway runs without
+/// dynamic PGO, which would otherwise devirtualise either (docs/benchmarks.md). Who it is and its subscriptions are
+/// plain fields here for the same reason.
+/// </remarks>
+internal abstract class Subscriber(string id)
+{
+    private bool _hasExpiringSubscriptions;
+
+    public string Id { get; } = id;
+
+    /// <summary>The user id from the connection token; empty for anonymous clients.</summary>
+    public string UserId { get; protected set; } = "";
+
+    /// <summary>The subscriptions by channel; changed by <see cref="SubscriptionLifecycle"/> only.</summary>
+    /// <remarks>Sized for the usual handful: the default capacity costs 300 bytes per connection before any subscription.</remarks>
+    public ConcurrentDictionary<string, Subscription> Subscriptions { get; } = new(concurrencyLevel: 1, capacity: 3, StringComparer.Ordinal);
+
+    /// <summary>
+    /// True once a subscription with an expiring token was added: only then does the heartbeat walk the subscriptions
+    /// (walking a <see cref="ConcurrentDictionary{TKey, TValue}"/> allocates, every second, for every connection).
+    /// </summary>
+    public bool HasExpiringSubscriptions
+    {
+        get => Volatile.Read(ref _hasExpiringSubscriptions);
+        set => Volatile.Write(ref _hasExpiringSubscriptions, value);
+    }
+
+    /// <summary>Queues a push shared with other subscribers; <paramref name="acceptedAtTicks"/> is its publication's accepted time (UTC ticks), 0 for none.</summary>
+    public abstract void Send(ReadOnlyMemory<byte> frame, long acceptedAtTicks = 0);
+
+    /// <summary>Queues a control push (unsubscribed) that never trips the queue's bound.</summary>
+    public abstract void SendControl(ReadOnlyMemory<byte> frame);
+
+    /// <summary>Queues a reply, to be sent by the next <see cref="FlushNow"/>.</summary>
+    public abstract void EnqueueReply(ReadOnlyMemory<byte> frame);
+
+    /// <summary>Sends what is queued from this thread, unless a flush is already on its way.</summary>
+    public abstract void FlushNow();
+}
