@@ -137,8 +137,7 @@ internal sealed partial class ClientConnection : Subscriber, IWebSocketSession
         while (Interlocked.CompareExchange(ref _commandTokens, next, current) != current);
     }
 
-    /// <inheritdoc cref="ConnectionWriter.Send"/>
-    public override void Send(ReadOnlyMemory<byte> frame, long acceptedAtTicks = 0) => _writer.Send(frame, acceptedAtTicks);
+    public override Outbox Outbox => _writer;
 
     /// <inheritdoc cref="ConnectionWriter.SendControl"/>
     public override void SendControl(ReadOnlyMemory<byte> frame) => _writer.SendControl(frame);

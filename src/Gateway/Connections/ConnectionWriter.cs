@@ -1,6 +1,7 @@
 using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
+using PushService.Gateway.Hub;
 using PushService.Gateway.Protocol;
 using PushService.Gateway.Telemetry;
 using PushService.Gateway.Transport;
@@ -15,7 +16,7 @@ namespace PushService.Gateway.Connections;
 /// thread closing the connection); one compare-and-swap on <c>_flushState</c> lets exactly one of them run it, and a
 /// flush that ends reschedules itself for whatever was queued meanwhile.
 /// </summary>
-internal sealed partial class ConnectionWriter : IBatchedFlushCompletion
+internal sealed partial class ConnectionWriter : Outbox, IBatchedFlushCompletion
 {
     /// <summary>The most pushes one message carries, in bytes; a larger push goes in a message of its own.</summary>
     private const int BatchBytes = 64 * 1024;
@@ -106,7 +107,7 @@ internal sealed partial class ConnectionWriter : IBatchedFlushCompletion
     /// Queues a frame shared with other subscribers; a full queue closes the connection with 4500. A publication's push
     /// carries the time it was accepted (<paramref name="acceptedAtTicks"/>, UTC ticks), for the fan-out latency.
     /// </summary>
-    public void Send(ReadOnlyMemory<byte> frame, long acceptedAtTicks)
+    public override void Send(ReadOnlyMemory<byte> frame, long acceptedAtTicks)
     {
         if (_queue.TryEnqueue(frame, acceptedAtTicks))
         {

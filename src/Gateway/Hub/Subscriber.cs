@@ -7,10 +7,10 @@ namespace PushService.Gateway.Hub;
 /// <see cref="SubscriptionLifecycle"/> changes), and its outbound queue. Connections' client sessions are subscribers.
 /// </summary>
 /// <remarks>
-/// A base class rather than an interface because fan-out calls <see cref="Send"/> once per subscriber per publication:
-/// a virtual call is a load and a jump, an interface call goes through a dispatch stub, and the gateway runs without
-/// dynamic PGO, which would otherwise devirtualise either (docs/benchmarks.md). Who it is and its subscriptions are
-/// plain fields here for the same reason.
+/// Base classes rather than interfaces because fan-out queues to every subscriber of every publication: a virtual call
+/// is a load and a jump where an interface call goes through a dispatch stub, and the gateway runs without dynamic PGO,
+/// which would otherwise devirtualise either. For the same reason a subscription holds its subscriber's
+/// <see cref="Outbox"/> itself, and who the subscriber is and its subscriptions are plain fields here.
 /// </remarks>
 internal abstract class Subscriber(string id)
 {
@@ -35,8 +35,11 @@ internal abstract class Subscriber(string id)
         set => Volatile.Write(ref _hasExpiringSubscriptions, value);
     }
 
-    /// <summary>Queues a push shared with other subscribers; <paramref name="acceptedAtTicks"/> is its publication's accepted time (UTC ticks), 0 for none.</summary>
-    public abstract void Send(ReadOnlyMemory<byte> frame, long acceptedAtTicks = 0);
+    /// <summary>Where the subscriber's pushes are queued; the same object for as long as the subscriber lives.</summary>
+    public abstract Outbox Outbox { get; }
+
+    /// <inheritdoc cref="Outbox.Send"/>
+    public void Send(ReadOnlyMemory<byte> frame, long acceptedAtTicks = 0) => Outbox.Send(frame, acceptedAtTicks);
 
     /// <summary>Queues a control push (unsubscribed) that never trips the queue's bound.</summary>
     public abstract void SendControl(ReadOnlyMemory<byte> frame);
@@ -46,4 +49,11 @@ internal abstract class Subscriber(string id)
 
     /// <summary>Sends what is queued from this thread, unless a flush is already on its way.</summary>
     public abstract void FlushNow();
+}
+
+/// <summary>A subscriber's outbound queue, as fan-out sees it: Connections' writer.</summary>
+internal abstract class Outbox
+{
+    /// <summary>Queues a push shared with other subscribers; <paramref name="acceptedAtTicks"/> is its publication's accepted time (UTC ticks), 0 for none.</summary>
+    public abstract void Send(ReadOnlyMemory<byte> frame, long acceptedAtTicks);
 }

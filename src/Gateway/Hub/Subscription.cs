@@ -11,6 +11,7 @@ namespace PushService.Gateway.Hub;
 internal sealed class Subscription
 {
     private readonly object _gate = new();
+    private readonly Outbox _outbox;
     private List<(Publication Publication, byte[] Frame)>? _pending = [];
     private volatile bool _live;
     private long _offset;
@@ -20,6 +21,7 @@ internal sealed class Subscription
     {
         Connection = connection;
         Channel = channel;
+        _outbox = connection.Outbox;
     }
 
     public Subscriber Connection { get; }
@@ -106,6 +108,6 @@ internal sealed class Subscription
         }
 
         _offset = publication.Offset;
-        Connection.Send(frame, publication.AcceptedAtTicks);
+        _outbox.Send(frame, publication.AcceptedAtTicks);
     }
 }
