@@ -56,7 +56,7 @@ public sealed class SendLoopTests
 
         for (byte i = 1; i <= 3; i++)
         {
-            connection.Send(new byte[] { i, i });
+            connection.Outbox.Send(new byte[] { i, i });
             Assert.Equal(Frame([i, i]), await ReadAsync(sent, 4));
         }
     }
@@ -68,15 +68,15 @@ public sealed class SendLoopTests
         await using var loop = new SendScheduler.SendLoop(window, TimeProvider.System);
         var (connection, sent) = Connect(loop);
 
-        connection.Send(new byte[] { 1 });
+        connection.Outbox.Send(new byte[] { 1 });
         Assert.Equal(Frame([1]), await ReadAsync(sent, 3));
         var firstFlush = connection.LastFlushTimestamp;
 
         // Flushed just now: these wait for the window (less the half a window the loop takes early), then go together,
         // with nothing else scheduled to wake the loop. Timed by the loop's own flush times, which a slow reader here
         // cannot shift.
-        connection.Send(new byte[] { 2 });
-        connection.Send(new byte[] { 3 });
+        connection.Outbox.Send(new byte[] { 2 });
+        connection.Outbox.Send(new byte[] { 3 });
         Assert.Equal(Frame([2], [3]), await ReadAsync(sent, 5));
         var apart = Stopwatch.GetElapsedTime(firstFlush, connection.LastFlushTimestamp);
         Assert.True(apart >= window / 2, $"flushed {apart} after the last flush, inside the window");
@@ -89,18 +89,18 @@ public sealed class SendLoopTests
         await using var loop = new SendScheduler.SendLoop(window, TimeProvider.System);
         var (first, firstSent) = Connect(loop);
         var (second, secondSent) = Connect(loop);
-        first.Send(new byte[] { 1 });
+        first.Outbox.Send(new byte[] { 1 });
         Assert.Equal(Frame([1]), await ReadAsync(firstSent, 3));
-        second.Send(new byte[] { 1 });
+        second.Outbox.Send(new byte[] { 1 });
         Assert.Equal(Frame([1]), await ReadAsync(secondSent, 3));
 
         // The first connection's push wakes the idle loop, which then sleeps until the first window ends. The second
         // flushed later, so its window ends later still: its push waits for that wake-up instead of making one, and
         // goes with the first's (it is due within half a window of it).
-        first.Send(new byte[] { 2 });
+        first.Outbox.Send(new byte[] { 2 });
         Assert.True(SpinWait.SpinUntil(() => loop.SleepsUntil != long.MaxValue, Generous), "the loop never slept with a deadline");
         var rounds = loop.Rounds;
-        second.Send(new byte[] { 2 });
+        second.Outbox.Send(new byte[] { 2 });
 
         Assert.Equal(Frame([2]), await ReadAsync(firstSent, 3));
         Assert.Equal(Frame([2]), await ReadAsync(secondSent, 3));
@@ -113,10 +113,10 @@ public sealed class SendLoopTests
         var window = TimeSpan.FromMilliseconds(500);
         var loop = new SendScheduler.SendLoop(window, TimeProvider.System);
         var (connection, sent) = Connect(loop);
-        connection.Send(new byte[] { 1 });
+        connection.Outbox.Send(new byte[] { 1 });
         Assert.Equal(Frame([1]), await ReadAsync(sent, 3));
 
-        connection.Send(new byte[] { 2 });
+        connection.Outbox.Send(new byte[] { 2 });
         await loop.DisposeAsync().AsTask().WaitAsync(Generous);
 
         Assert.True(sent.TryRead(out var rest), "nothing was flushed before the loop ended");

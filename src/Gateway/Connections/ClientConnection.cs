@@ -139,17 +139,8 @@ internal sealed partial class ClientConnection : Subscriber, IWebSocketSession
 
     public override Outbox Outbox => _writer;
 
-    /// <inheritdoc cref="ConnectionWriter.SendControl"/>
-    public override void SendControl(ReadOnlyMemory<byte> frame) => _writer.SendControl(frame);
-
     /// <inheritdoc cref="ConnectionWriter.Reply"/>
     public void Reply(ReadOnlyMemory<byte> frame) => _writer.Reply(frame);
-
-    /// <inheritdoc cref="ConnectionWriter.EnqueueReply"/>
-    public override void EnqueueReply(ReadOnlyMemory<byte> frame) => _writer.EnqueueReply(frame);
-
-    /// <inheritdoc cref="ConnectionWriter.FlushNow"/>
-    public override void FlushNow() => _writer.FlushNow();
 
     public void SendPing()
     {

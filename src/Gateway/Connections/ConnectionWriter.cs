@@ -107,7 +107,7 @@ internal sealed partial class ConnectionWriter : Outbox, IBatchedFlushCompletion
     /// Queues a frame shared with other subscribers; a full queue closes the connection with 4500. A publication's push
     /// carries the time it was accepted (<paramref name="acceptedAtTicks"/>, UTC ticks), for the fan-out latency.
     /// </summary>
-    public override void Send(ReadOnlyMemory<byte> frame, long acceptedAtTicks)
+    public override void Send(ReadOnlyMemory<byte> frame, long acceptedAtTicks = 0)
     {
         if (_queue.TryEnqueue(frame, acceptedAtTicks))
         {
@@ -120,7 +120,7 @@ internal sealed partial class ConnectionWriter : Outbox, IBatchedFlushCompletion
     }
 
     /// <summary>Queues a control push (ping, unsubscribed) for the send loop. Control frames are few and small, so they count toward the bound but never trip it.</summary>
-    public void SendControl(ReadOnlyMemory<byte> frame)
+    public override void SendControl(ReadOnlyMemory<byte> frame)
     {
         if (_queue.TryEnqueueControl(frame))
         {
@@ -142,10 +142,10 @@ internal sealed partial class ConnectionWriter : Outbox, IBatchedFlushCompletion
     }
 
     /// <summary>Queues a reply to be sent by the next <see cref="FlushNow"/> (or any flush before it).</summary>
-    public void EnqueueReply(ReadOnlyMemory<byte> frame) => _queue.TryEnqueueControl(frame);
+    public override void EnqueueReply(ReadOnlyMemory<byte> frame) => _queue.TryEnqueueControl(frame);
 
     /// <summary>Flushes what is queued from this thread, unless a flush is already scheduled or running (which then takes it along).</summary>
-    public void FlushNow()
+    public override void FlushNow()
     {
         if (Interlocked.CompareExchange(ref _flushState, 1, 0) == 0)
         {

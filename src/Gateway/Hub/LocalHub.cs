@@ -323,7 +323,7 @@ public sealed partial class LocalHub : IBrokerEventHandler
             {
                 if (subscriber.IsLive && subscriber.Namespace.JoinLeave)
                 {
-                    subscriber.Connection.Send(frame);
+                    subscriber.Connection.Outbox.Send(frame);
                 }
             }
         }

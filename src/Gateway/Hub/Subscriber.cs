@@ -4,7 +4,7 @@ namespace PushService.Gateway.Hub;
 
 /// <summary>
 /// What the hub needs of a connection that subscribes: who it is, its subscriptions (which only
-/// <see cref="SubscriptionLifecycle"/> changes), and its outbound queue. Connections' client sessions are subscribers.
+/// <see cref="SubscriptionLifecycle"/> changes), and its outbound queue (<see cref="Outbox"/>). Connections' client sessions are subscribers.
 /// </summary>
 /// <remarks>
 /// Base classes rather than interfaces because fan-out queues to every subscriber of every publication: a virtual call
@@ -35,11 +35,15 @@ internal abstract class Subscriber(string id)
         set => Volatile.Write(ref _hasExpiringSubscriptions, value);
     }
 
-    /// <summary>Where the subscriber's pushes are queued; the same object for as long as the subscriber lives.</summary>
+    /// <summary>Where the subscriber's pushes and replies are queued; the same object for as long as the subscriber lives.</summary>
     public abstract Outbox Outbox { get; }
+}
 
-    /// <inheritdoc cref="Outbox.Send"/>
-    public void Send(ReadOnlyMemory<byte> frame, long acceptedAtTicks = 0) => Outbox.Send(frame, acceptedAtTicks);
+/// <summary>A subscriber's outbound queue, as the hub sees it: Connections' writer.</summary>
+internal abstract class Outbox
+{
+    /// <summary>Queues a push shared with other subscribers; <paramref name="acceptedAtTicks"/> is its publication's accepted time (UTC ticks), 0 for none.</summary>
+    public abstract void Send(ReadOnlyMemory<byte> frame, long acceptedAtTicks = 0);
 
     /// <summary>Queues a control push (unsubscribed) that never trips the queue's bound.</summary>
     public abstract void SendControl(ReadOnlyMemory<byte> frame);
@@ -49,11 +53,4 @@ internal abstract class Subscriber(string id)
 
     /// <summary>Sends what is queued from this thread, unless a flush is already on its way.</summary>
     public abstract void FlushNow();
-}
-
-/// <summary>A subscriber's outbound queue, as fan-out sees it: Connections' writer.</summary>
-internal abstract class Outbox
-{
-    /// <summary>Queues a push shared with other subscribers; <paramref name="acceptedAtTicks"/> is its publication's accepted time (UTC ticks), 0 for none.</summary>
-    public abstract void Send(ReadOnlyMemory<byte> frame, long acceptedAtTicks);
 }

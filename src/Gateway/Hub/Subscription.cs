@@ -70,7 +70,7 @@ internal sealed class Subscription
             _epoch = position.Epoch;
             if (reply is not null)
             {
-                Connection.EnqueueReply(reply);
+                _outbox.EnqueueReply(reply);
             }
 
             foreach (var (publication, frame) in _pending!)
@@ -85,7 +85,7 @@ internal sealed class Subscription
         // Outside the lock: the flush may write to the socket, and the dispatch path may be waiting on the lock.
         if (reply is not null)
         {
-            Connection.FlushNow();
+            _outbox.FlushNow();
         }
     }
 

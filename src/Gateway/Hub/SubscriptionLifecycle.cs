@@ -83,7 +83,7 @@ internal sealed class SubscriptionLifecycle
     {
         if (subscription.Connection.Subscriptions.TryRemove(new KeyValuePair<string, Subscription>(subscription.Channel, subscription)))
         {
-            subscription.Connection.SendControl(push);
+            subscription.Connection.Outbox.SendControl(push);
             _ = _hub.RemoveAsync(subscription).AsTask();
         }
     }
