@@ -8,7 +8,7 @@ namespace PushService.IntegrationTests;
 
 /// <summary>
 /// Redis failing under steady publishing, many times over, counted: two gateway processes on one real redis-server
-/// (AOF, fsync on every write), a plain contract client on node B that never resubscribes, REST publishes every
+/// (AOF written before every reply), a plain contract client on node B that never resubscribes, REST publishes every
 /// 20 ms to node A. Every publish answered 200 must reach the client, in offset order, once, and the client must never
 /// be told to resubscribe: the node fills what it missed from history by itself.
 /// </summary>
