@@ -8,7 +8,8 @@ namespace PushService.UnitTests;
 
 /// <summary>
 /// The send loop's own thread: it wakes for a connection put on its list, sleeps out a busy connection's coalescing
-/// window and flushes it when the window ends, and on disposal flushes what is still waiting before its thread ends.
+/// window and flushes it when the window ends (and does not hold one whose pushes are too sparse to gather any), and on
+/// disposal flushes what is still waiting before its thread ends.
 /// Each connection writes into a pipe read here, so what the loop flushed is what the test reads.
 /// </summary>
 public sealed class SendLoopTests
@@ -61,25 +62,68 @@ public sealed class SendLoopTests
         }
     }
 
+    /// <summary>
+    /// Two pushes read back one after the other: the second flush (at once, the connection's rate being unknown) takes
+    /// the loop's first sample of its push interval, a few milliseconds, so from here on the loop holds its pushes.
+    /// </summary>
+    private static async Task MakeBusyAsync(ClientConnection connection, PipeReader sent, TimeSpan window)
+    {
+        for (var i = 0; i < 2; i++)
+        {
+            connection.Outbox.Send(new byte[] { 9 });
+            Assert.Equal(Frame([9]), await ReadAsync(sent, 3));
+        }
+
+        var interval = ((ConnectionWriter)connection.Outbox).PushInterval;
+        Assert.True(interval < window.TotalSeconds * Stopwatch.Frequency, $"pushes read back to back measured {interval} timestamps apart");
+    }
+
+    [Theory]
+    [InlineData(0, 10, 50, false)] // never flushed: at once
+    [InlineData(100, 10, 150, true)] // half the window left, pushes 10 apart: held
+    [InlineData(100, 60, 150, false)] // half the window left, the next push 60 away: held for nothing
+    [InlineData(100, long.MaxValue, 110, false)] // flushed once only, rate unknown: at once
+    [InlineData(100, 10, 180, false)] // within a quarter window of its end: goes with this round
+    [InlineData(100, 10, 250, false)] // window over
+    public void AConnectionIsHeld_OnlyWhereItsNextPushIsDueBeforeItsWindowEnds(long lastFlush, long pushInterval, long now, bool held)
+    {
+        Assert.Equal(held, SendScheduler.SendLoop.Holds(lastFlush, pushInterval, now, window: 100, out var readyAt));
+        Assert.Equal(lastFlush + 100, readyAt);
+        Assert.False(SendScheduler.SendLoop.Holds(lastFlush, pushInterval, now, window: 0, out _));
+    }
+
     [Fact]
     public async Task ABusyConnection_WaitsOutItsWindow_ThenGoesWithoutAnotherWakeUp()
     {
         var window = TimeSpan.FromMilliseconds(400);
         await using var loop = new SendScheduler.SendLoop(window, TimeProvider.System);
         var (connection, sent) = Connect(loop);
+        await MakeBusyAsync(connection, sent, window);
+        var lastFlush = connection.LastFlushTimestamp;
 
-        connection.Outbox.Send(new byte[] { 1 });
-        Assert.Equal(Frame([1]), await ReadAsync(sent, 3));
-        var firstFlush = connection.LastFlushTimestamp;
-
-        // Flushed just now: these wait for the window (less the half a window the loop takes early), then go together,
-        // with nothing else scheduled to wake the loop. Timed by the loop's own flush times, which a slow reader here
-        // cannot shift.
+        // Flushed just now, pushes milliseconds apart: these wait for the window (less the quarter the loop takes
+        // early), then go together, with nothing else scheduled to wake the loop. Timed by the loop's own flush times,
+        // which a slow reader here cannot shift.
         connection.Outbox.Send(new byte[] { 2 });
         connection.Outbox.Send(new byte[] { 3 });
         Assert.Equal(Frame([2], [3]), await ReadAsync(sent, 5));
-        var apart = Stopwatch.GetElapsedTime(firstFlush, connection.LastFlushTimestamp);
-        Assert.True(apart >= window / 2, $"flushed {apart} after the last flush, inside the window");
+        var apart = Stopwatch.GetElapsedTime(lastFlush, connection.LastFlushTimestamp);
+        Assert.True(apart >= window * 3 / 4, $"flushed {apart} after the last flush, inside the window");
+    }
+
+    [Fact]
+    public async Task AConnectionWithoutARecordOfBusyPushes_IsNotHeld()
+    {
+        var window = TimeSpan.FromSeconds(10);
+        await using var loop = new SendScheduler.SendLoop(window, TimeProvider.System);
+        var (connection, sent) = Connect(loop);
+        connection.Outbox.Send(new byte[] { 1 });
+        Assert.Equal(Frame([1]), await ReadAsync(sent, 3));
+
+        // Flushed just now, but nothing says another push will come within the window: held, this one would wait ten
+        // seconds for company it may never get.
+        connection.Outbox.Send(new byte[] { 2 });
+        Assert.Equal(Frame([2]), await ReadAsync(sent, 3).WaitAsync(window / 2));
     }
 
     [Fact]
@@ -89,14 +133,12 @@ public sealed class SendLoopTests
         await using var loop = new SendScheduler.SendLoop(window, TimeProvider.System);
         var (first, firstSent) = Connect(loop);
         var (second, secondSent) = Connect(loop);
-        first.Outbox.Send(new byte[] { 1 });
-        Assert.Equal(Frame([1]), await ReadAsync(firstSent, 3));
-        second.Outbox.Send(new byte[] { 1 });
-        Assert.Equal(Frame([1]), await ReadAsync(secondSent, 3));
+        await MakeBusyAsync(first, firstSent, window);
+        await MakeBusyAsync(second, secondSent, window);
 
-        // The first connection's push wakes the idle loop, which then sleeps until the first window ends. The second
-        // flushed later, so its window ends later still: its push waits for that wake-up instead of making one, and
-        // goes with the first's (it is due within half a window of it).
+        // The first connection's push wakes the idle loop, which holds it and sleeps until the first window ends. The
+        // second flushed later, so its window ends later still: its push waits for that wake-up instead of making one,
+        // and goes with the first's (it is due within a quarter window of it).
         first.Outbox.Send(new byte[] { 2 });
         Assert.True(SpinWait.SpinUntil(() => loop.SleepsUntil != long.MaxValue, Generous), "the loop never slept with a deadline");
         var rounds = loop.Rounds;
@@ -113,8 +155,7 @@ public sealed class SendLoopTests
         var window = TimeSpan.FromMilliseconds(500);
         var loop = new SendScheduler.SendLoop(window, TimeProvider.System);
         var (connection, sent) = Connect(loop);
-        connection.Outbox.Send(new byte[] { 1 });
-        Assert.Equal(Frame([1]), await ReadAsync(sent, 3));
+        await MakeBusyAsync(connection, sent, window);
 
         connection.Outbox.Send(new byte[] { 2 });
         await loop.DisposeAsync().AsTask().WaitAsync(Generous);

@@ -58,6 +58,33 @@ internal sealed partial class ConnectionWriter : Outbox, IBatchedFlushCompletion
     /// <summary>When the send loop last flushed this writer (<see cref="TimeProvider.GetTimestamp"/>); 0 before the first time.</summary>
     public long LastFlushTimestamp { get; private set; }
 
+    /// <summary>
+    /// The smoothed time between this connection's pushes as its send loop sees them (timestamp units), long.MaxValue
+    /// until the loop has flushed it twice: the loop holds a flush back only where another push is due within the hold.
+    /// </summary>
+    public long PushInterval { get; private set; } = long.MaxValue;
+
+    /// <summary>
+    /// Takes one sample of <see cref="PushInterval"/> before a send loop's flush at <paramref name="now"/>: the time since
+    /// the last flush over the frames queued since then. A sample is capped at <paramref name="cap"/>, so that a quiet
+    /// spell is forgotten after a few flushes once the connection is busy again.
+    /// </summary>
+    public void SamplePushInterval(long now, long cap)
+    {
+        var last = LastFlushTimestamp;
+        var queued = _queue.Count;
+        if (last == 0 || queued == 0)
+        {
+            return;
+        }
+
+        var sample = Math.Min((now - last) / queued, cap);
+        var interval = PushInterval;
+
+        // A quarter of each new sample: a change of rate is followed within a few flushes, one odd gap moves it little.
+        PushInterval = interval == long.MaxValue ? sample : interval + ((sample - interval) / 4);
+    }
+
     /// <summary>The outbound queue, for the node's gauges and for benchmarks that measure fan-out without a send loop.</summary>
     public OutboundQueue Queue => _queue;
 

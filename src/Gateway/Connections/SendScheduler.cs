@@ -10,11 +10,13 @@ namespace PushService.Gateway.Connections;
 
 /// <summary>
 /// Drives every connection's sends from a few loops, one per core (as Kestrel's I/O queues). A connection with queued
-/// frames is put on its loop's list once; the loop wakes once for the whole list and flushes each connection in turn, the
-/// send running inline down to the socket. A connection that flushed less than the coalescing window ago waits until its
-/// window has passed, gathering more frames meanwhile; one that has been quiet is flushed at once. One wake-up thus
-/// serves hundreds of connections, where a writer task per connection would cost a thread-pool wake-up (and a context
-/// switch) per connection per batch. Replies to commands do not come through here (<see cref="ConnectionWriter.Reply"/>).
+/// frames is put on its loop's list once; the loop wakes once for the whole list and flushes each connection in turn,
+/// the send running inline down to the socket. Coalescing adapts to each connection: one that flushed less than the
+/// coalescing window ago, and whose pushes come closer together than the rest of that window, waits for the window to
+/// end, gathering more frames meanwhile; any other (quiet, or whose next push is not due before the window ends anyway)
+/// is flushed at once, since holding it would add latency and gather nothing. One wake-up thus serves hundreds of
+/// connections, where a writer task per connection would cost a thread-pool wake-up (and a context switch) per
+/// connection per batch. Replies to commands do not come through here (<see cref="ConnectionWriter.Reply"/>).
 /// With <see cref="WebSocketEndpointOptions.BatchSends"/> a loop hands the sends of a round to the kernel in one system
 /// call (<see cref="SendBatch"/>, io_uring on Linux); where the kernel has no io_uring to give it sends socket by socket.
 /// </summary>
@@ -94,6 +96,10 @@ internal sealed partial class SendScheduler : IAsyncDisposable
         private readonly SendBatch? _batch;
         private readonly ILogger? _logger;
         private readonly long _window;
+
+        // How close to its due time a held connection is taken along with a round (as in Holds): one wake-up then
+        // serves many.
+        private readonly long _early;
         private volatile bool _stopping;
         private volatile bool _batchFailed;
         private long _rounds;
@@ -112,6 +118,7 @@ internal sealed partial class SendScheduler : IAsyncDisposable
 
             // In timestamp units, computed in floating point: ticks times frequency overflows a long for long windows.
             _window = (long)(_coalescing.TotalSeconds * _time.TimestampFrequency);
+            _early = _window / 4;
             new Thread(Run) { IsBackground = true, Name = "Push send loop" }.UnsafeStart();
         }
 
@@ -123,12 +130,12 @@ internal sealed partial class SendScheduler : IAsyncDisposable
         {
             _ready.Enqueue(connection);
 
-            // A connection that flushed less than a window ago waits for its window anyway: when the loop sleeps until
-            // a time before that window ends, it reads the list then, and waking it now would only have it sleep again.
-            // Under B's and C's load that was a wake-up per connection per window. The fence pairs with the loop's
-            // exchange before it reads the list: either the loop finds this connection or this sees it awake.
+            // A busy connection that flushed less than a window ago waits for its window anyway: when the loop sleeps
+            // until a time before that window ends, it reads the list then, and waking it now would only have it sleep
+            // again. Under B's and C's load that was a wake-up per connection per window. The fence pairs with the
+            // loop's exchange before it reads the list: either the loop finds this connection or this sees it awake.
             var last = connection.LastFlushTimestamp;
-            if (_window != 0 && last != 0)
+            if (_window != 0 && last != 0 && connection.PushInterval < _window)
             {
                 Interlocked.MemoryBarrier();
                 if (last + _window >= Volatile.Read(ref _wakeAt))
@@ -172,7 +179,6 @@ internal sealed partial class SendScheduler : IAsyncDisposable
         {
             // Connections that flushed less than a window ago wait here, by the time their window ends.
             var deferred = new PriorityQueue<ConnectionWriter, long>();
-            var window = _window;
             while (true)
             {
                 Interlocked.Increment(ref _rounds);
@@ -183,26 +189,23 @@ internal sealed partial class SendScheduler : IAsyncDisposable
                 // Reset before the list is read: whatever is scheduled from here on sets the signal again.
                 _signal.Reset();
 
-                // Everything due within half a window goes now too: one wake-up then serves many connections.
+                // Everything due within a quarter of a window goes now too: one wake-up then serves many connections.
                 var now = _time.GetTimestamp();
-                while (deferred.TryPeek(out var due, out var dueAt) && dueAt <= now + (window / 2))
+                while (deferred.TryPeek(out var due, out var dueAt) && dueAt <= now + _early)
                 {
                     deferred.Dequeue();
-                    due.Flush(now, _batch);
+                    Flush(due, now);
                 }
 
                 while (_ready.TryDequeue(out var connection))
                 {
-                    // The same rule for a connection read from the list: one that waited for this wake-up instead of
-                    // waking the loop (see Schedule) goes with the round its window ends in.
-                    var readyAt = connection.LastFlushTimestamp + window;
-                    if (window == 0 || connection.LastFlushTimestamp == 0 || readyAt <= now + (window / 2))
+                    if (Holds(connection.LastFlushTimestamp, connection.PushInterval, now, _window, out var readyAt))
                     {
-                        connection.Flush(now, _batch);
+                        deferred.Enqueue(connection, readyAt);
                     }
                     else
                     {
-                        deferred.Enqueue(connection, readyAt);
+                        Flush(connection, now);
                     }
                 }
 
@@ -238,6 +241,35 @@ internal sealed partial class SendScheduler : IAsyncDisposable
                     _signal.Wait();
                 }
             }
+        }
+
+        /// <summary>
+        /// Whether a connection flushed at <paramref name="lastFlush"/> (0: never), read from the list at
+        /// <paramref name="now"/>, waits until <paramref name="readyAt"/>, its window's end: only when its window has not
+        /// ended, does not end within a round's reach either (a connection that waited for this wake-up instead of
+        /// waking the loop, see <see cref="Schedule"/>, goes with it), and its next push is due before then, going by
+        /// <paramref name="pushInterval"/>. A connection whose pushes come further apart than that would wait for nothing.
+        /// </summary>
+        internal static bool Holds(long lastFlush, long pushInterval, long now, long window, out long readyAt)
+        {
+            readyAt = lastFlush + window;
+            if (window == 0 || lastFlush == 0)
+            {
+                return false;
+            }
+
+            var left = readyAt - now;
+            return left > window / 4 && pushInterval < left;
+        }
+
+        private void Flush(ConnectionWriter connection, long now)
+        {
+            if (_window != 0)
+            {
+                connection.SamplePushInterval(now, cap: 2 * _window);
+            }
+
+            connection.Flush(now, _batch);
         }
 
         /// <summary>A wait of at least <paramref name="timestamps"/>: waking early would only wait again.</summary>
