@@ -20,10 +20,12 @@ RUN dotnet publish src/Gateway/PushService.Gateway.csproj -c Release -o /app --n
 FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION} AS runtime
 WORKDIR /app
 # The runtime settings the gateway's figures were measured with (docs/benchmarks.md): socket completions on the
-# runtime's event thread, workstation concurrent GC. The chart sets them too, so an operator sees and can change them.
+# runtime's event thread, workstation concurrent GC with a 4 MiB gen-0 budget. The chart sets them too, so an operator
+# sees and can change them.
 ENV DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 \
     DOTNET_gcServer=0 \
     DOTNET_gcConcurrent=1 \
+    DOTNET_GCgen0size=0x400000 \
     DOTNET_NOLOGO=1
 COPY --from=build /app ./
 USER $APP_UID

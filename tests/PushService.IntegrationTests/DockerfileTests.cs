@@ -66,6 +66,7 @@ public sealed partial class DockerfileTests
             Assert.Equal(["dotnet", "PushService.Gateway.dll"], entrypoint);
             var environment = EnvironmentOf(runtime.Where(i => i.Instruction == "ENV").Select(i => i.Argument));
             Assert.Equal("1", environment["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"]);
+            Assert.Equal("0x400000", environment["DOTNET_GCgen0size"]);
 
             var app = Rooted(filesystem, "/app");
             Assert.True(File.Exists(Path.Combine(app, "PushService.Gateway.dll")), "the publish output has no PushService.Gateway.dll");

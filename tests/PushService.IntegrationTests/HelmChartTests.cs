@@ -78,6 +78,7 @@ public sealed class HelmChartTests
         Assert.Equal("push-pushservice-0", environment["PushService__NodeId"]);
         Assert.Equal("redis:6379", environment["PushService__Redis__Configuration"]);
         Assert.Equal("1", environment["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"]);
+        Assert.Equal("0x400000", environment["DOTNET_GCgen0size"]);
         Assert.Equal("0.00:00:02", environment["PushService__Drain__Delay"]);
         Assert.Equal("0.00:00:10", environment["PushService__Drain__Window"]);
         Assert.Equal("20", environment["PushService__Drain__Waves"]);
@@ -123,6 +124,7 @@ public sealed class HelmChartTests
         Assert.Equal(1, redis.MinReplicas);
         Assert.Equal("sentinel-0:26379,sentinel-1:26379,sentinel-2:26379,serviceName=pushservice,password=redis-secret-password", redis.Configuration);
         Assert.Equal("0", pod.Environment["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"]);
+        Assert.False(pod.Environment.ContainsKey("DOTNET_GCgen0size"), "gen0SizeBytes 0 leaves the runtime's own gen-0 budget");
         Assert.Equal(10 + 3 + 30 + 5 + 15, pod.TerminationGracePeriodSeconds);
 
         Assert.DoesNotContain(rendering.Objects, o => (string?)o["kind"] == "Deployment" && o["spec"]!["replicas"] is not null);

@@ -54,7 +54,12 @@ public sealed partial class GatewayProcess : IAsyncDisposable
         }
 
         // The runtime settings the image and the chart give a node (docs/deploy.md).
-        var variables = new Dictionary<string, string> { ["DOTNET_gcServer"] = "0", ["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"] = "1" };
+        var variables = new Dictionary<string, string>
+        {
+            ["DOTNET_gcServer"] = "0",
+            ["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"] = "1",
+            ["DOTNET_GCgen0size"] = "0x400000",
+        };
         foreach (var (key, value) in environment ?? new Dictionary<string, string>())
         {
             variables[key] = value;
