@@ -60,7 +60,9 @@ internal sealed partial class ConnectionWriter : Outbox, IBatchedFlushCompletion
 
     /// <summary>
     /// The smoothed time between this connection's pushes as its send loop sees them (timestamp units), long.MaxValue
-    /// until the loop has flushed it twice: the loop holds a flush back only where another push is due within the hold.
+    /// until the loop first flushes it after an earlier flush: the loop holds a flush back only where another push is due
+    /// within the hold. Written by the send loop only; read by threads that schedule, for whom a stale value costs at
+    /// most a wake-up.
     /// </summary>
     public long PushInterval { get; private set; } = long.MaxValue;
 
