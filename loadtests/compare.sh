@@ -57,13 +57,14 @@ until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.1; done
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { for _ in $(seq 1 200); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "not up: $1" >&2; return 1; }
 
-# PushService's nodes run with the runtime settings its image and chart give them (Dockerfile, docs/deploy.md).
+# PushService's nodes run with the runtime settings its image and chart give them.
+gateway_runtime=$(grep -v '^#' loadtests/gateway.env | xargs)
 start_nodes() {
   local target=$1; pids=(); ws=(); publish=""
   for n in 1 2; do
     local port; port=$(free_port)
     if [ "$target" = pushservice ]; then
-      env DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_GCgen0size=0x400000 ${GATEWAY_ENV:-} dotnet "$gateway" --urls "http://127.0.0.1:$port" --PushService:Redis:Configuration="127.0.0.1:$redis_port" \
+      env $gateway_runtime ${GATEWAY_ENV:-} dotnet "$gateway" --urls "http://127.0.0.1:$port" --PushService:Redis:Configuration="127.0.0.1:$redis_port" \
         --PushService:NodeId="bench-$n" --Logging:LogLevel:Default=Warning ${GATEWAY_ARGS:-} >"$work/node$n.log" 2>&1 &
       pids+=($!); ws+=("ws://127.0.0.1:$port/ws"); wait_http "http://127.0.0.1:$port/readyz"
     elif [ "$target" = signalr ]; then

@@ -15,7 +15,7 @@ done
 
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_GCgen0size=0x400000 dotnet src/Gateway/bin/Release/net10.0/PushService.Gateway.dll --urls "http://127.0.0.1:$port" \
+env $(grep -v '^#' loadtests/gateway.env | xargs) dotnet src/Gateway/bin/Release/net10.0/PushService.Gateway.dll --urls "http://127.0.0.1:$port" \
   --Logging:LogLevel:Default=Warning "$@" >"$work/node.log" 2>&1 &
 node=$!
 trap 'kill $node 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT

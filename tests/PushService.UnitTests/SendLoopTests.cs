@@ -24,6 +24,9 @@ public sealed class SendLoopTests
         return (connection, pipe.Reader);
     }
 
+    /// <summary>The send loop's view of a connection: its writer.</summary>
+    private static ConnectionWriter Writer(ClientConnection connection) => (ConnectionWriter)connection.Outbox;
+
     /// <summary>One unmasked text frame carrying <paramref name="pushes"/> joined by new lines, as a flush writes them.</summary>
     private static byte[] Frame(params byte[][] pushes)
     {
@@ -74,7 +77,7 @@ public sealed class SendLoopTests
             Assert.Equal(Frame([9]), await ReadAsync(sent, 3));
         }
 
-        var interval = ((ConnectionWriter)connection.Outbox).PushInterval;
+        var interval = Writer(connection).PushInterval;
         Assert.True(interval < window.TotalSeconds * Stopwatch.Frequency, $"pushes read back to back measured {interval} timestamps apart");
     }
 
@@ -99,7 +102,7 @@ public sealed class SendLoopTests
         await using var loop = new SendScheduler.SendLoop(window, TimeProvider.System);
         var (connection, sent) = Connect(loop);
         await MakeBusyAsync(connection, sent, window);
-        var lastFlush = connection.LastFlushTimestamp;
+        var lastFlush = Writer(connection).LastFlushTimestamp;
 
         // Flushed just now, pushes milliseconds apart: these wait for the window (less the quarter the loop takes
         // early), then go together, with nothing else scheduled to wake the loop. Timed by the loop's own flush times,
@@ -107,7 +110,7 @@ public sealed class SendLoopTests
         connection.Outbox.Send(new byte[] { 2 });
         connection.Outbox.Send(new byte[] { 3 });
         Assert.Equal(Frame([2], [3]), await ReadAsync(sent, 5));
-        var apart = Stopwatch.GetElapsedTime(lastFlush, connection.LastFlushTimestamp);
+        var apart = Stopwatch.GetElapsedTime(lastFlush, Writer(connection).LastFlushTimestamp);
         Assert.True(apart >= window * 3 / 4, $"flushed {apart} after the last flush, inside the window");
     }
 

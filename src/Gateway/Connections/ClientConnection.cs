@@ -66,9 +66,6 @@ internal sealed partial class ClientConnection : Subscriber, IWebSocketSession
 
     public bool IsClosing => _writer.IsClosing;
 
-    /// <summary>When the send loop last flushed this connection (<see cref="TimeProvider.GetTimestamp"/>); 0 before the first time.</summary>
-    public long LastFlushTimestamp => _writer.LastFlushTimestamp;
-
     /// <summary>The outbound queue, for the node's gauges and for benchmarks that measure fan-out without a send loop.</summary>
     internal OutboundQueue Queue => _writer.Queue;
 

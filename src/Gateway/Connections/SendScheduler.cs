@@ -96,10 +96,6 @@ internal sealed partial class SendScheduler : IAsyncDisposable
         private readonly SendBatch? _batch;
         private readonly ILogger? _logger;
         private readonly long _window;
-
-        // How close to its due time a held connection is taken along with a round (as in Holds): one wake-up then
-        // serves many.
-        private readonly long _early;
         private volatile bool _stopping;
         private volatile bool _batchFailed;
         private long _rounds;
@@ -118,7 +114,6 @@ internal sealed partial class SendScheduler : IAsyncDisposable
 
             // In timestamp units, computed in floating point: ticks times frequency overflows a long for long windows.
             _window = (long)(_coalescing.TotalSeconds * _time.TimestampFrequency);
-            _early = _window / 4;
             new Thread(Run) { IsBackground = true, Name = "Push send loop" }.UnsafeStart();
         }
 
@@ -130,15 +125,16 @@ internal sealed partial class SendScheduler : IAsyncDisposable
         {
             _ready.Enqueue(connection);
 
-            // A busy connection that flushed less than a window ago waits for its window anyway: when the loop sleeps
-            // until a time before that window ends, it reads the list then, and waking it now would only have it sleep
-            // again. Under B's and C's load that was a wake-up per connection per window. The fence pairs with the
-            // loop's exchange before it reads the list: either the loop finds this connection or this sees it awake.
+            // A connection the loop would hold (see Holds) waits for its window anyway: when the loop sleeps until a
+            // time before that window ends, it reads the list then, and waking it now would only have it sleep again.
+            // Under B's and C's load that was a wake-up per connection per window. The fence pairs with the loop's
+            // exchange before it reads the list: either the loop finds this connection or this sees it awake.
             var last = connection.LastFlushTimestamp;
-            if (_window != 0 && last != 0 && connection.PushInterval < _window)
+            if (_window != 0 && last != 0)
             {
                 Interlocked.MemoryBarrier();
-                if (last + _window >= Volatile.Read(ref _wakeAt))
+                if (Holds(last, connection.PushInterval, _time.GetTimestamp(), _window, out var readyAt)
+                    && readyAt >= Volatile.Read(ref _wakeAt))
                 {
                     return;
                 }
@@ -189,9 +185,9 @@ internal sealed partial class SendScheduler : IAsyncDisposable
                 // Reset before the list is read: whatever is scheduled from here on sets the signal again.
                 _signal.Reset();
 
-                // Everything due within a quarter of a window goes now too: one wake-up then serves many connections.
+                // Everything due within a round's reach goes now too: one wake-up then serves many connections.
                 var now = _time.GetTimestamp();
-                while (deferred.TryPeek(out var due, out var dueAt) && dueAt <= now + _early)
+                while (deferred.TryPeek(out var due, out var dueAt) && dueAt <= now + Reach(_window))
                 {
                     deferred.Dequeue();
                     Flush(due, now);
@@ -259,8 +255,11 @@ internal sealed partial class SendScheduler : IAsyncDisposable
             }
 
             var left = readyAt - now;
-            return left > window / 4 && pushInterval < left;
+            return left > Reach(window) && pushInterval < left;
         }
+
+        /// <summary>How close to its window's end a held connection is taken along with a round: a quarter window.</summary>
+        private static long Reach(long window) => window / 4;
 
         private void Flush(ConnectionWriter connection, long now)
         {
