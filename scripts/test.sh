@@ -65,6 +65,15 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git diff --quiet -- 
   js_status=1
 fi
 
+# The web console's script, built the same way: its TypeScript compiler from npm, the build committed and checked.
+npm ci --prefix src/Gateway/WebConsole/web --no-audit --no-fund --loglevel=error >/dev/null
+npm run build --prefix src/Gateway/WebConsole/web --silent || js_status=1
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git diff --quiet -- src/Gateway/WebConsole/web/dist; then
+  echo "src/Gateway/WebConsole/web/dist differs from a fresh build: run 'npm run build --prefix src/Gateway/WebConsole/web' and commit it." >&2
+  git diff --stat -- src/Gateway/WebConsole/web/dist >&2
+  js_status=1
+fi
+
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet build PushService.sln -c Release -warnaserror -nologo -v quiet
 

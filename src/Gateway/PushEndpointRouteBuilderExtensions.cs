@@ -6,6 +6,7 @@ using PushService.Gateway.Api;
 using PushService.Gateway.Configuration;
 using PushService.Gateway.Connections;
 using PushService.Gateway.Sdk;
+using PushService.Gateway.WebConsole;
 
 namespace Microsoft.AspNetCore.Builder;
 
@@ -13,7 +14,8 @@ namespace Microsoft.AspNetCore.Builder;
 public static class PushEndpointRouteBuilderExtensions
 {
     /// <summary>
-    /// Maps <c>/ws</c>, the REST API under <c>/api/v1</c>, <c>/healthz</c>, <c>/readyz</c> and <c>/metrics</c>.
+    /// Maps <c>/ws</c>, the REST API under <c>/api/v1</c>, <c>/sdk/push.js</c>, the web console at <c>/console</c>,
+    /// <c>/healthz</c>, <c>/readyz</c> and <c>/metrics</c>.
     /// Call on a <see cref="WebApplication"/> after <c>AddPushGateway</c>.
     /// </summary>
     public static WebApplication MapPushEndpoints(this WebApplication app)
@@ -59,8 +61,14 @@ public static class PushEndpointRouteBuilderExtensions
         api.MapGet("/channels", PushApi.ChannelsAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Read));
         api.MapGet("/info", PushApi.InfoAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Read));
         api.MapPost("/users/{user}/disconnect", PushApi.DisconnectUserAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Admin));
+        api.MapGet("/admin/activity", PushApi.ActivityAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Admin));
 
         app.MapBrowserSdk();
+        if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<PushServiceOptions>>().Value.Console.Enabled)
+        {
+            app.MapPushConsole();
+        }
+
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapGet("/readyz", (IBroker broker, DrainState drain) =>
             drain.IsDraining ? Results.Text("draining", statusCode: StatusCodes.Status503ServiceUnavailable)

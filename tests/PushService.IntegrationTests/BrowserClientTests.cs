@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using PushService.IntegrationTests.Infrastructure;
 using PushService.Testing;
@@ -45,7 +44,7 @@ public sealed class BrowserClientTests(ITestOutputHelper output)
                 pagePort,
                 secret = Tokens.Secret,
             });
-            var report = await RunAsync(input);
+            var report = await BrowserScript.RunAsync("client-in-chromium.mjs", "PUSH_BROWSER_TEST", input, TimeSpan.FromSeconds(120));
             output.WriteLine(report.GetRawText());
 
             // The same module in Node 20, on its own global WebSocket.
@@ -104,30 +103,5 @@ public sealed class BrowserClientTests(ITestOutputHelper output)
         Assert.Equal(received.Order(), received);
         Assert.Empty(acknowledged.Except(received));
         Assert.Equal(received.Count, scenario.GetProperty("shown").GetInt32());
-    }
-
-    private static async Task<JsonElement> RunAsync(string input)
-    {
-        var info = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        // Node 20 has its WHATWG WebSocket behind this flag; the script runs the client in Node on it too.
-        info.ArgumentList.Add("--experimental-websocket");
-        info.ArgumentList.Add(Path.Combine(BuiltAssembly.RepositoryRoot, "tests", "browser", "client-in-chromium.mjs"));
-        info.Environment["PUSH_BROWSER_TEST"] = input;
-        using var process = Process.Start(info) ?? throw new InvalidOperationException("node did not start.");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        try
-        {
-            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(120));
-        }
-        catch (TimeoutException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw;
-        }
-
-        var text = await stdout;
-        Assert.True(process.ExitCode == 0, $"the browser run failed ({process.ExitCode}):\n{text}\n{await stderr}");
-        return JsonDocument.Parse(text.Trim().Split('\n')[^1]).RootElement.Clone();
     }
 }

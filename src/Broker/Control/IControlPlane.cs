@@ -6,7 +6,19 @@ namespace PushService.Broker.Control;
 /// <param name="Subscriptions">Subscriptions of those connections.</param>
 /// <param name="UptimeSeconds">Seconds since the node started.</param>
 /// <param name="Channels">Local subscriber count per channel.</param>
-public sealed record NodeReport(string Node, int Connections, int Subscriptions, long UptimeSeconds, IReadOnlyDictionary<string, int> Channels);
+/// <param name="Activity">What the node did lately (null from a node of a version before it was reported).</param>
+public sealed record NodeReport(
+    string Node, int Connections, int Subscriptions, long UptimeSeconds, IReadOnlyDictionary<string, int> Channels, NodeActivity? Activity = null);
+
+/// <summary>
+/// What a node did in the last few minutes, second by second: what the web console charts. Every node keeps its own
+/// and sends it with its heartbeat, so any node can show the whole cluster.
+/// </summary>
+/// <param name="Second">The Unix second of the newest bucket, the last whole second before the report.</param>
+/// <param name="Publications">Publications the node accepted in each second, oldest first, the last one being <paramref name="Second"/>.</param>
+/// <param name="Deliveries">Pushes queued to the node's subscribers in each second, aligned with <paramref name="Publications"/>.</param>
+/// <param name="Disconnects">Connections that ended in the same window, by close code.</param>
+public sealed record NodeActivity(long Second, int[] Publications, int[] Deliveries, IReadOnlyDictionary<int, long> Disconnects);
 
 /// <summary>Carries out node-to-node commands on this node.</summary>
 public interface IControlHandler

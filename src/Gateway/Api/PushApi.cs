@@ -260,6 +260,66 @@ internal static class PushApi
         });
     }
 
+    /// <summary>
+    /// The cluster's activity over the last five minutes (an extension of the contract, for the web console): publications
+    /// and deliveries per second, each node's rates and disconnects by close code.
+    /// </summary>
+    public static async Task<IResult> ActivityAsync(HttpContext context, ClusterService cluster, TimeProvider time)
+    {
+        IReadOnlyList<NodeReport> nodes;
+        try
+        {
+            nodes = await cluster.NodesAsync(context.RequestAborted);
+        }
+        catch (BrokerUnavailableException ex)
+        {
+            return ApiProblems.Unavailable(ex.RetryAfter, ex.Message);
+        }
+
+        return RawJsonResult.Write(ClusterActivity.From(nodes, time.GetUtcNow()), static (w, a) =>
+        {
+            w.WriteNumber("second"u8, a.Second);
+            w.WriteNumber("rateSeconds"u8, ClusterActivity.RateSeconds);
+            WriteSeries(w, "publications"u8, a.Publications);
+            WriteSeries(w, "deliveries"u8, a.Deliveries);
+            WriteDisconnects(w, a.Disconnects);
+            w.WriteStartArray("nodes"u8);
+            foreach (var node in a.Nodes)
+            {
+                w.WriteStartObject();
+                w.WriteString("node"u8, node.Node);
+                w.WriteNumber("publishRate"u8, node.PublishRate);
+                w.WriteNumber("deliveryRate"u8, node.DeliveryRate);
+                WriteDisconnects(w, node.Disconnects);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+        });
+
+        static void WriteSeries(Utf8JsonWriter writer, ReadOnlySpan<byte> name, int[] series)
+        {
+            writer.WriteStartArray(name);
+            foreach (var value in series)
+            {
+                writer.WriteNumberValue(value);
+            }
+
+            writer.WriteEndArray();
+        }
+
+        static void WriteDisconnects(Utf8JsonWriter writer, IReadOnlyDictionary<int, long> disconnects)
+        {
+            writer.WriteStartObject("disconnects"u8);
+            foreach (var (code, count) in disconnects.OrderBy(d => d.Key))
+            {
+                writer.WriteNumber(code.ToString(System.Globalization.CultureInfo.InvariantCulture), count);
+            }
+
+            writer.WriteEndObject();
+        }
+    }
+
     public static async Task<IResult> DisconnectUserAsync(string user, HttpContext context, ClusterService cluster)
     {
         var bytes = await RequestBody.ReadAsync(context.Request, 4096, context.RequestAborted);

@@ -6,6 +6,7 @@ using PushService.Gateway.Configuration;
 using PushService.Gateway.Connections;
 using PushService.Gateway.Hub;
 using PushService.Gateway.Protocol;
+using PushService.Gateway.Telemetry;
 
 namespace PushService.Gateway.Cluster;
 
@@ -22,10 +23,14 @@ public sealed partial class ClusterService : BackgroundService, IControlHandler
     private readonly NodeIdentity _node;
     private readonly PushServiceOptions _options;
     private readonly TimeProvider _time;
+    private readonly ActivityCounters _counters;
+    private readonly ActivityHistory _activity = new();
     private readonly ILogger<ClusterService> _logger;
 
     /// <summary>Creates the service.</summary>
-    public ClusterService(IControlPlane control, LocalHub hub, ConnectionRegistry connections, NodeIdentity node, IOptions<PushServiceOptions> options, TimeProvider time, ILogger<ClusterService> logger)
+    public ClusterService(
+        IControlPlane control, LocalHub hub, ConnectionRegistry connections, NodeIdentity node, IOptions<PushServiceOptions> options,
+        PushMetrics metrics, TimeProvider time, ILogger<ClusterService> logger)
     {
         _control = control;
         _hub = hub;
@@ -33,16 +38,22 @@ public sealed partial class ClusterService : BackgroundService, IControlHandler
         _node = node;
         _options = options.Value;
         _time = time;
+        _counters = metrics.Activity;
         _logger = logger;
     }
 
     /// <summary>This node's live numbers.</summary>
-    public NodeReport LocalReport() => new(
-        _node.Id,
-        _connections.Count,
-        _hub.SubscriptionCount,
-        (long)(_time.GetUtcNow() - _node.StartedAt).TotalSeconds,
-        _hub.ChannelSubscribers().ToDictionary(c => c.Channel, c => c.Subscribers, StringComparer.Ordinal));
+    public NodeReport LocalReport()
+    {
+        var now = _time.GetUtcNow();
+        return new(
+            _node.Id,
+            _connections.Count,
+            _hub.SubscriptionCount,
+            (long)(now - _node.StartedAt).TotalSeconds,
+            _hub.ChannelSubscribers().ToDictionary(c => c.Channel, c => c.Subscribers, StringComparer.Ordinal),
+            _activity.Report(now, _counters.Read()));
+    }
 
     /// <summary>Every live node: this one exactly, the others as of their last heartbeat.</summary>
     public async Task<IReadOnlyList<NodeReport>> NodesAsync(CancellationToken cancellationToken)

@@ -36,7 +36,18 @@ public sealed class PushServiceOptions
     /// <value>The default value is 5 minutes.</value>
     public TimeSpan IdempotencyWindow { get; set; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>Presence bookkeeping.</summary>
+    /// <summary>The web console (<c>/console</c>): the cluster live and a playground for channels.</summary>
+public sealed class ConsoleOptions
+{
+    /// <summary>
+    /// Serve the console. It has no powers of its own: every figure and action goes through the REST API, so it shows
+    /// nothing without an API key with the <c>admin</c> scope (or, with no keys configured, to loopback callers only).
+    /// </summary>
+    /// <value>The default value is true.</value>
+    public bool Enabled { get; set; } = true;
+}
+
+/// <summary>Presence bookkeeping.</summary>
     public PresenceOptions Presence { get; set; } = new();
 
     /// <summary>Node heartbeats.</summary>
@@ -44,6 +55,9 @@ public sealed class PushServiceOptions
 
     /// <summary>OpenTelemetry metrics and traces.</summary>
     public TelemetryOptions Telemetry { get; set; } = new();
+
+    /// <summary>The web console at <c>/console</c>.</summary>
+    public ConsoleOptions Console { get; set; } = new();
 
     /// <summary>How the node hands its clients to the others when it stops.</summary>
     public DrainOptions Drain { get; set; } = new();

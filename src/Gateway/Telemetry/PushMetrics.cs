@@ -72,11 +72,22 @@ public sealed class PushMetrics
     /// <summary>The meter, for instruments observed elsewhere (the hub's gauges).</summary>
     public Meter Meter { get; }
 
+    /// <summary>The same events as running totals the node can read itself (the web console's rates).</summary>
+    public ActivityCounters Activity { get; } = new();
+
     /// <summary>A publication was accepted from the REST API (<paramref name="fromApi"/>) or a client.</summary>
-    public void Published(bool fromApi) => _published.Add(1, fromApi ? FromApi : FromClient);
+    public void Published(bool fromApi)
+    {
+        _published.Add(1, fromApi ? FromApi : FromClient);
+        Activity.Published();
+    }
 
     /// <summary>A publication was queued to <paramref name="subscribers"/> local subscribers.</summary>
-    public void Delivered(int subscribers) => _delivered.Add(subscribers);
+    public void Delivered(int subscribers)
+    {
+        _delivered.Add(subscribers);
+        Activity.Delivered(subscribers);
+    }
 
     /// <summary><paramref name="bytes"/> went into a client's socket.</summary>
     public void Sent(long bytes) => _sentBytes.Add(bytes);
@@ -114,6 +125,7 @@ public sealed class PushMetrics
     {
         _connections.Add(-1);
         _closed.Add(1, new KeyValuePair<string, object?>("code", code), new KeyValuePair<string, object?>("initiator", initiator));
+        Activity.Closed(code);
     }
 
     /// <summary>A subscription was added.</summary>
