@@ -7,6 +7,8 @@ using PushService.Gateway.Configuration;
 using PushService.Gateway.Connections;
 using PushService.Gateway.Sdk;
 using PushService.Gateway.WebConsole;
+using Microsoft.Extensions.Hosting;
+using Scalar.AspNetCore;
 
 namespace Microsoft.AspNetCore.Builder;
 
@@ -50,31 +52,35 @@ public static class PushEndpointRouteBuilderExtensions
         var webSockets = app.Services.GetRequiredService<WebSocketEndpoint>();
         app.Map(WebSocketEndpoint.Path, (RequestDelegate)webSockets.HandleAsync);
 
-        var api = app.MapGroup("/api/v1");
-        api.AddEndpointFilter(new ApiRejectionFilter(app.Services.GetRequiredService<PushService.Gateway.Telemetry.PushMetrics>()));
-        api.MapPost("/channels/{channel}/messages", PushApi.PublishAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Publish))
-            .RequireRateLimiting(PushRateLimits.Publish);
-        api.MapPost("/broadcast", PushApi.BroadcastAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Publish))
-            .RequireRateLimiting(PushRateLimits.Publish);
-        api.MapGet("/channels/{channel}/history", PushApi.HistoryAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Read));
-        api.MapGet("/channels/{channel}/presence", PushApi.PresenceAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Read));
-        api.MapGet("/channels", PushApi.ChannelsAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Read));
-        api.MapGet("/info", PushApi.InfoAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Read));
-        api.MapPost("/users/{user}/disconnect", PushApi.DisconnectUserAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Admin));
-        api.MapGet("/admin/activity", PushApi.ActivityAsync).AddEndpointFilter(new ApiKeyFilter(ApiScopes.Admin));
+        app.MapPushApi(app.Services.GetRequiredService<PushService.Gateway.Telemetry.PushMetrics>());
 
-        app.MapBrowserSdk();
+        // The REST API's OpenAPI document, for client generators and the reference page; in Development that page
+        // (Scalar, served from the gateway itself) is at /docs.
+        app.MapOpenApi(ApiDocument.Path);
+        if (app.Environment.IsDevelopment())
+        {
+            // Its fonts would come from Scalar's site: the page uses the browser's own, so it needs nothing outside the gateway.
+            app.MapScalarApiReference("/docs", options => options.WithTitle("PushService REST API").WithOpenApiRoutePattern(ApiDocument.Path)
+                .DisableDefaultFonts());
+        }
+
+        app.MapBrowserSdk().ExcludeFromDescription();
         if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<PushServiceOptions>>().Value.Console.Enabled)
         {
             app.MapPushConsole();
         }
 
-        app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapGet("/healthz", () => Results.Text("ok"))
+            .WithName("Health").WithTags("Operations").WithSummary("Is the process alive").Produces<string>(contentType: "text/plain");
         app.MapGet("/readyz", (IBroker broker, DrainState drain) =>
             drain.IsDraining ? Results.Text("draining", statusCode: StatusCodes.Status503ServiceUnavailable)
             : !broker.IsAvailable ? Results.Text("backplane unavailable", statusCode: StatusCodes.Status503ServiceUnavailable)
             : !broker.IsCaughtUp ? Results.Text("catching up from history", statusCode: StatusCodes.Status503ServiceUnavailable)
-            : Results.Text("ready"));
+            : Results.Text("ready"))
+            .WithName("Ready").WithTags("Operations").WithSummary("Is the node ready for traffic")
+            .WithDescription("200 'ready' when the backplane is reachable, every subscribed channel has caught up after an outage and "
+                + "the node is not draining; 503 with the reason otherwise.")
+            .Produces<string>(contentType: "text/plain").Produces<string>(StatusCodes.Status503ServiceUnavailable, "text/plain");
         if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<PushService.Gateway.Configuration.PushServiceOptions>>().Value.Telemetry.Enabled)
         {
             app.MapPrometheusScrapingEndpoint("/metrics");

@@ -74,6 +74,7 @@ public static class PushGatewayServiceCollectionExtensions
         services.AddHostedService<ConnectionHeartbeat>();
         services.AddHostedService<IdleChannelReleaser>();
         services.AddProblemDetails();
+        services.AddPushOpenApi();
         services.AddMetrics();
 
         var builder = new PushGatewayBuilder(services, configuration);

@@ -39,11 +39,11 @@ internal static class ConsoleEndpoints
                 // point one level up, so that one is sent to the other.
                 endpoints.MapGet(Path, (HttpContext context) => context.Request.Path.Value?.EndsWith('/') == true
                     ? asset.Serve(context)
-                    : Results.Redirect(context.Request.PathBase + Path + "/" + context.Request.QueryString));
+                    : Results.Redirect(context.Request.PathBase + Path + "/" + context.Request.QueryString)).ExcludeFromDescription();
             }
             else
             {
-                endpoints.MapGet($"{Path}/{file}", asset.Serve);
+                endpoints.MapGet($"{Path}/{file}", asset.Serve).ExcludeFromDescription();
             }
         }
     }
