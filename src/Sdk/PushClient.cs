@@ -64,9 +64,20 @@ public sealed class PushClient : IAsyncDisposable
     }
 
     /// <summary>Subscribes to a channel; the subscription then lives across reconnects until unsubscribed.</summary>
-    public async Task<PushSubscription> SubscribeAsync(string channel, CancellationToken cancellationToken = default)
+    public Task<PushSubscription> SubscribeAsync(string channel, CancellationToken cancellationToken = default) =>
+        SubscribeAsync(new PushSubscription(channel), cancellationToken);
+
+    /// <summary>
+    /// Subscribes to a channel from a known position: what was published after <paramref name="offset"/> in
+    /// <paramref name="epoch"/> comes first, then live messages; a <see cref="ChannelEventKind.Reset"/> event says when
+    /// history no longer holds all of it.
+    /// </summary>
+    public Task<PushSubscription> SubscribeAsync(string channel, string epoch, long offset, CancellationToken cancellationToken = default) =>
+        SubscribeAsync(new PushSubscription(channel) { Epoch = epoch, Offset = offset }, cancellationToken);
+
+    private async Task<PushSubscription> SubscribeAsync(PushSubscription subscription, CancellationToken cancellationToken)
     {
-        var subscription = new PushSubscription(channel);
+        var channel = subscription.Channel;
         if (!_subscriptions.TryAdd(channel, subscription))
         {
             throw new InvalidOperationException($"Already subscribed to '{channel}'.");

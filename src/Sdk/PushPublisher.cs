@@ -47,8 +47,12 @@ public sealed class PushPublisher
     /// <summary>A publisher with its own HttpClient and a retry pipeline (up to <paramref name="retries"/> retries).</summary>
     public static PushPublisher Create(Uri gateway, string? apiKey = null, int retries = 6)
     {
-        var pipeline = new ResiliencePipelineBuilder<HttpResponseMessage>()
-            .AddRetry(new HttpRetryStrategyOptions
+        ArgumentOutOfRangeException.ThrowIfNegative(retries);
+        var builder = new ResiliencePipelineBuilder<HttpResponseMessage>();
+        if (retries > 0)
+        {
+            // Polly's retry takes one attempt at least: with none asked for there is no retry strategy at all.
+            builder.AddRetry(new HttpRetryStrategyOptions
             {
                 MaxRetryAttempts = retries,
                 BackoffType = DelayBackoffType.Exponential,
@@ -56,9 +60,10 @@ public sealed class PushPublisher
                 Delay = TimeSpan.FromMilliseconds(200),
                 MaxDelay = TimeSpan.FromSeconds(5),
                 ShouldRetryAfterHeader = true,
-            })
-            .AddTimeout(TimeSpan.FromSeconds(10))
-            .Build();
+            });
+        }
+
+        var pipeline = builder.AddTimeout(TimeSpan.FromSeconds(10)).Build();
         var http = new HttpClient(new ResilienceHandler(pipeline) { InnerHandler = new SocketsHttpHandler() }) { BaseAddress = gateway };
         if (apiKey is not null)
         {

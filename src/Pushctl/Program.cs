@@ -1,0 +1,3 @@
+using PushService.Pushctl;
+
+return await Cli.RunAsync(args);
