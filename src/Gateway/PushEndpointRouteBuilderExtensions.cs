@@ -16,7 +16,7 @@ namespace Microsoft.AspNetCore.Builder;
 public static class PushEndpointRouteBuilderExtensions
 {
     /// <summary>
-    /// Maps <c>/ws</c>, the REST API under <c>/api/v1</c>, <c>/sdk/push.js</c>, the web console at <c>/console</c>,
+    /// Maps <c>/ws</c>, <c>/sse</c>, the REST API under <c>/api/v1</c>, <c>/sdk/push.js</c>, the web console at <c>/console</c>,
     /// <c>/healthz</c>, <c>/readyz</c> and <c>/metrics</c>.
     /// Call on a <see cref="WebApplication"/> after <c>AddPushGateway</c>.
     /// </summary>
@@ -51,6 +51,8 @@ public static class PushEndpointRouteBuilderExtensions
         // Resolved once: taking it from RequestServices would create a DI scope per request, kept for the socket's lifetime.
         var webSockets = app.Services.GetRequiredService<WebSocketEndpoint>();
         app.Map(WebSocketEndpoint.Path, (RequestDelegate)webSockets.HandleAsync);
+        var events = app.Services.GetRequiredService<SseEndpoint>();
+        app.MapGet(SseEndpoint.Path, (RequestDelegate)events.HandleAsync);
 
         app.MapPushApi(app.Services.GetRequiredService<PushService.Gateway.Telemetry.PushMetrics>());
 

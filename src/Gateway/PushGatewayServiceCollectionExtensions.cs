@@ -55,6 +55,7 @@ public static class PushGatewayServiceCollectionExtensions
         services.AddSingleton<Publisher>();
         services.AddSingleton<CommandHandler>();
         services.AddSingleton<WebSocketEndpoint>();
+        services.AddSingleton<SseEndpoint>();
         services.AddSingleton<SendScheduler>();
         services.AddSingleton<ApiKeyAuthenticator>();
         services.AddSingleton<DrainState>();

@@ -36,7 +36,25 @@ public sealed class PushServiceOptions
     /// <value>The default value is 5 minutes.</value>
     public TimeSpan IdempotencyWindow { get; set; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>The web console (<c>/console</c>): the cluster live and a playground for channels.</summary>
+    /// <summary>Server-Sent Events (<c>/sse</c>), for clients behind proxies that break WebSockets.</summary>
+public sealed class SseOptions
+{
+    /// <summary>
+    /// How long a browser waits before it reconnects a stream that ended (the stream's <c>retry</c> field): after a node
+    /// drains, its clients come back to another one this long later.
+    /// </summary>
+    /// <value>The default value is 1 second.</value>
+    public TimeSpan Retry { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// The longest a connection token given in the address (<c>?token=</c>, for EventSource, which cannot set headers)
+    /// may still be valid for: addresses end up in proxy logs, so one found there must be of no use for long.
+    /// </summary>
+    /// <value>The default value is 10 minutes.</value>
+    public TimeSpan MaxQueryTokenLifetime { get; set; } = TimeSpan.FromMinutes(10);
+}
+
+/// <summary>The web console (<c>/console</c>): the cluster live and a playground for channels.</summary>
 public sealed class ConsoleOptions
 {
     /// <summary>
@@ -58,6 +76,9 @@ public sealed class ConsoleOptions
 
     /// <summary>The web console at <c>/console</c>.</summary>
     public ConsoleOptions Console { get; set; } = new();
+
+    /// <summary>Server-Sent Events at <c>/sse</c>.</summary>
+    public SseOptions Sse { get; set; } = new();
 
     /// <summary>How the node hands its clients to the others when it stops.</summary>
     public DrainOptions Drain { get; set; } = new();

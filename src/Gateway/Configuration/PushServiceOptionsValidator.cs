@@ -41,6 +41,9 @@ internal sealed class PushServiceOptionsValidator : IValidateOptions<PushService
         Check(options.Drain.Window >= TimeSpan.Zero && options.Drain.Window <= TimeSpan.FromMinutes(30), "Drain:Window", "must be between 0 and 30 minutes.");
         Check(options.Drain.Waves is >= 1 and <= 10_000, "Drain:Waves", "must be between 1 and 10000.");
         Check(options.NodeId.Length <= 128, "NodeId", "must be at most 128 characters.");
+        Check(options.Sse.Retry >= TimeSpan.FromMilliseconds(100) && options.Sse.Retry <= TimeSpan.FromMinutes(10), "Sse:Retry", "must be between 100 ms and 10 minutes.");
+        Check(options.Sse.MaxQueryTokenLifetime >= TimeSpan.FromSeconds(10) && options.Sse.MaxQueryTokenLifetime <= TimeSpan.FromDays(1), "Sse:MaxQueryTokenLifetime",
+            "must be between 10 seconds and 1 day.");
 
         foreach (var origin in options.WebSocket.AllowedOrigins)
         {

@@ -12,7 +12,7 @@ namespace PushService.Gateway.Connections;
 /// token expiry). Client messages come from its transport's receive loop (<see cref="WebSocketTransport"/>) and go to
 /// the <see cref="CommandHandler"/>; what it sends goes through its <see cref="ConnectionWriter"/>.
 /// </summary>
-internal sealed partial class ClientConnection : Subscriber, IWebSocketSession
+internal sealed partial class ClientConnection : Subscriber, IWebSocketSession, IOpenSession
 {
     private readonly ConnectionWriter _writer;
     private readonly ILogger _logger;
@@ -67,7 +67,7 @@ internal sealed partial class ClientConnection : Subscriber, IWebSocketSession
     public bool IsClosing => _writer.IsClosing;
 
     /// <summary>The outbound queue, for the node's gauges and for benchmarks that measure fan-out without a send loop.</summary>
-    internal OutboundQueue Queue => _writer.Queue;
+    public OutboundQueue Queue => _writer.Queue;
 
     /// <summary>Why the server closed the connection, when it did.</summary>
     public Disconnect? ClosedWith => _writer.ClosedWith;

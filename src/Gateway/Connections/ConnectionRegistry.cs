@@ -6,12 +6,14 @@ using PushService.Gateway.Telemetry;
 namespace PushService.Gateway.Connections;
 
 /// <summary>
-/// This node's open connections: registered while they run, walked by the heartbeat, the drain and the node's gauges,
-/// and closed by user for the REST API's disconnect. Each user's count for the per-user limit is here too.
+/// This node's open connections, WebSockets and event streams: registered while they run, walked by the heartbeat (the
+/// WebSockets only: streams answer no pings), the drain and the node's gauges, and closed by user for the REST API's
+/// disconnect. Each user's count for the per-user limit is here too.
 /// </summary>
 public sealed class ConnectionRegistry
 {
     private readonly ConcurrentDictionary<string, ClientConnection> _connections = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, SseSession> _streams = new(StringComparer.Ordinal);
 
     /// <summary>Creates the registry and its gauges of the connections' outbound queues on <paramref name="metrics"/>' meter.</summary>
     public ConnectionRegistry(PushMetrics metrics)
@@ -25,8 +27,8 @@ public sealed class ConnectionRegistry
             "The deepest outbound queue of any one connection.");
     }
 
-    /// <summary>Open connections on this node.</summary>
-    public int Count => _connections.Count;
+    /// <summary>Open connections on this node, WebSockets and event streams.</summary>
+    public int Count => _connections.Count + _streams.Count;
 
     /// <summary>Each user's connections on this node, for the per-user limit.</summary>
     internal UserSlots Users { get; } = new();
@@ -47,7 +49,35 @@ public sealed class ConnectionRegistry
         }
     }
 
+    /// <summary>Every open connection of either kind, for what treats them alike: the drain, disconnects, the gauges.</summary>
+    internal IEnumerable<IOpenSession> Sessions
+    {
+        get
+        {
+            foreach (var (_, connection) in _connections)
+            {
+                yield return connection;
+            }
+
+            foreach (var (_, stream) in _streams)
+            {
+                yield return stream;
+            }
+        }
+    }
+
     internal void Add(ClientConnection connection) => _connections.TryAdd(connection.Id, connection);
+
+    internal void Add(SseSession stream) => _streams.TryAdd(stream.Id, stream);
+
+    /// <summary>Removes an event stream that ended, giving back its user's slot.</summary>
+    internal void Remove(SseSession stream)
+    {
+        if (_streams.TryRemove(stream.Id, out _) && stream.UserId.Length > 0)
+        {
+            Users.Release(stream.UserId);
+        }
+    }
 
     /// <summary>Removes a connection that closed, giving back its user's slot.</summary>
     internal void Remove(ClientConnection connection)
@@ -62,7 +92,7 @@ public sealed class ConnectionRegistry
     public int DisconnectUser(string user, Disconnect disconnect)
     {
         var count = 0;
-        foreach (var connection in All)
+        foreach (var connection in Sessions)
         {
             if (connection.IsConnected && string.Equals(connection.UserId, user, StringComparison.Ordinal))
             {
@@ -78,7 +108,7 @@ public sealed class ConnectionRegistry
     private (long Frames, long Bytes, long Deepest) Outbound()
     {
         long frames = 0, bytes = 0, deepest = 0;
-        foreach (var connection in All)
+        foreach (var connection in Sessions)
         {
             var queued = connection.Queue.Count;
             frames += queued;
@@ -88,4 +118,24 @@ public sealed class ConnectionRegistry
 
         return (frames, bytes, deepest);
     }
+}
+
+/// <summary>An open connection of either transport, as the registry's walkers see it.</summary>
+internal interface IOpenSession
+{
+    string Id { get; }
+
+    /// <summary>The user id from the token; empty for an anonymous client.</summary>
+    string UserId { get; }
+
+    /// <summary>True once the client is admitted (a WebSocket after its <c>connect</c>; a stream from the start).</summary>
+    bool IsConnected { get; }
+
+    OutboundQueue Queue { get; }
+
+    /// <summary>Closes it, telling the client why (a <c>disconnect</c> push) after what is queued.</summary>
+    void RequestClose(Disconnect disconnect);
+
+    /// <summary>Ends it at once.</summary>
+    void Abort();
 }

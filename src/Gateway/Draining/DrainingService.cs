@@ -96,7 +96,7 @@ internal sealed partial class DrainingService : IHostedLifecycleService
     {
         // A snapshot: no client joins a draining node. Shuffled, so each wave takes a fair share of users, channels and
         // connection ages rather than whoever connected first.
-        var connections = _connections.All.ToArray();
+        var connections = _connections.Sessions.ToArray();
         Random.Shared.Shuffle(connections);
         var waves = _options.Window > TimeSpan.Zero ? Math.Min(_options.Waves, Math.Max(1, connections.Length)) : 1;
         var spacing = _options.Window / waves;
@@ -132,7 +132,7 @@ internal sealed partial class DrainingService : IHostedLifecycleService
 
     private void CloseAll()
     {
-        foreach (var connection in _connections.All)
+        foreach (var connection in _connections.Sessions)
         {
             connection.RequestClose(Disconnect.GoingAway);
         }
@@ -140,7 +140,7 @@ internal sealed partial class DrainingService : IHostedLifecycleService
 
     private void AbortAll()
     {
-        foreach (var connection in _connections.All)
+        foreach (var connection in _connections.Sessions)
         {
             connection.Abort();
         }
