@@ -40,10 +40,12 @@ command -v go >/dev/null 2>&1 || missing+=(golang-go)
 [ -d /usr/share/gocode/src/github.com/Masterminds/sprig ] || missing+=(golang-github-masterminds-sprig-dev)
 [ -d /usr/share/gocode/src/sigs.k8s.io/yaml ] || missing+=(golang-k8s-sigs-yaml-dev)
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+# The Server-Sent Events tests put Debian's nginx in front of the gateways, as a proxy that breaks WebSockets would be.
+[ -x /usr/sbin/nginx ] || missing+=(nginx)
 # The metrics tests start a real Prometheus and check the alert rules with its promtool.
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing ${missing[*]} with apt-get (the Helm chart's renderer, the rolling-upgrade test and the metrics tests need them)."
+  echo "installing ${missing[*]} with apt-get (the Helm chart's renderer, the rolling-upgrade, metrics and event-stream tests need them)."
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
