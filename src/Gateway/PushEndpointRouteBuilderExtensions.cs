@@ -53,6 +53,7 @@ public static class PushEndpointRouteBuilderExtensions
         app.Map(WebSocketEndpoint.Path, (RequestDelegate)webSockets.HandleAsync);
         var events = app.Services.GetRequiredService<SseEndpoint>();
         app.MapGet(SseEndpoint.Path, (RequestDelegate)events.HandleAsync);
+        app.MapMethods(SseEndpoint.Path, [HttpMethods.Options], (RequestDelegate)events.PreflightAsync);
 
         app.MapPushApi(app.Services.GetRequiredService<PushService.Gateway.Telemetry.PushMetrics>());
 

@@ -154,7 +154,33 @@ public sealed class ServerSentEventsTests
             origin: "https://app.example.com");
         Assert.Equal(HttpStatusCode.OK, header.Response.StatusCode);
         Assert.Equal("https://app.example.com", header.Response.Headers.GetValues("Access-Control-Allow-Origin").Single());
+        Assert.Equal("X-PushService-Node", header.Response.Headers.GetValues("Access-Control-Expose-Headers").Single());
+        Assert.False(string.IsNullOrEmpty(header.Response.Headers.GetValues("X-PushService-Node").Single()));
         Assert.Equal("dm#alice", (await header.NextAsync("subscribed", 1))[0].Data.GetProperty("channel").GetString());
+    }
+
+    [Fact]
+    public async Task Preflight_LetsAnAllowedPageSendItsTokenAndPosition()
+    {
+        await using var host = GatewayHost.Start(new Dictionary<string, string?> { ["PushService:WebSocket:AllowedOrigins:0"] = "https://app.example.com" });
+
+        async Task<HttpResponseMessage> Preflight(string origin)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Options, "/sse?channel=a");
+            request.Headers.Add("Origin", origin);
+            request.Headers.Add("Access-Control-Request-Method", "GET");
+            request.Headers.Add("Access-Control-Request-Headers", "authorization,last-event-id");
+            return await host.Http.SendAsync(request);
+        }
+
+        using var allowed = await Preflight("https://app.example.com");
+        Assert.Equal(HttpStatusCode.NoContent, allowed.StatusCode);
+        Assert.Equal("https://app.example.com", allowed.Headers.GetValues("Access-Control-Allow-Origin").Single());
+        var headers = allowed.Headers.GetValues("Access-Control-Allow-Headers").Single();
+        Assert.Contains("Authorization", headers, StringComparison.Ordinal);
+        Assert.Contains("Last-Event-ID", headers, StringComparison.Ordinal);
+        using var refused = await Preflight("https://evil.example.com");
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
     }
 
     [Fact]

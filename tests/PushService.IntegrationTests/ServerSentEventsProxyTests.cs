@@ -10,7 +10,8 @@ namespace PushService.IntegrationTests;
 /// upgrade. A browser's own EventSource (Debian's headless Chromium, <c>tests/browser/sse-in-chromium.mjs</c>) follows a
 /// channel through nginx; its node is SIGKILLed while publishing goes on; EventSource reconnects through nginx to the
 /// other node with Last-Event-ID, and what the page received has no gap and no duplicate. A second EventSource on the
-/// page goes straight to a node, across origins.
+/// page goes straight to a node, across origins; the TypeScript client on the same page falls back to the event stream
+/// (the proxy refuses its WebSockets) and comes through the same.
 /// </summary>
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
 public sealed class ServerSentEventsProxyTests(ITestOutputHelper output)
@@ -58,6 +59,17 @@ public sealed class ServerSentEventsProxyTests(ITestOutputHelper output)
             Assert.True(proxied.GetProperty("errors").GetInt32() >= 1);
             Assert.Equal(0, proxied.GetProperty("resets").GetInt32());
             AssertExactlyOnceInOrder(proxied, acknowledged);
+
+            // The TypeScript client: its WebSockets refused by the proxy, it fell back to the event stream, came back after its
+            // node died, to the other one, resuming from its own positions; on the stream it refuses to send commands.
+            Assert.Equal("eventstream", report.GetProperty("clientTransport").GetString());
+            Assert.Equal("unavailable", report.GetProperty("clientPublish").GetString());
+            var client = report.GetProperty("streams").GetProperty("client");
+            Assert.All(client.GetProperty("transports").EnumerateArray(), t => Assert.Equal("eventstream", t.GetString()));
+            Assert.Equal([nodes[0].NodeId, nodes[1].NodeId], client.GetProperty("nodes").EnumerateArray().Select(n => n.GetString()).Take(1)
+                .Concat(client.GetProperty("nodes").EnumerateArray().Select(n => n.GetString()).TakeLast(1)));
+            Assert.Equal(0, client.GetProperty("resets").GetInt32());
+            AssertExactlyOnceInOrder(client, acknowledged);
 
             // Straight to the node that stayed up, from the proxy's origin: everything, once, in order.
             var direct = report.GetProperty("streams").GetProperty("direct");

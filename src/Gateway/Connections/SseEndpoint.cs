@@ -25,6 +25,32 @@ internal sealed partial class SseEndpoint
 {
     public const string Path = "/sse";
 
+    /// <summary>The response header naming the node that serves a stream.</summary>
+    public const string NodeHeader = "X-PushService-Node";
+
+    /// <summary>
+    /// Answers a CORS preflight: a page on an allowed origin that reads the stream with fetch sends the token in
+    /// <c>Authorization</c> and its position in <c>Last-Event-ID</c>, which browsers ask about first.
+    /// </summary>
+    public async Task PreflightAsync(HttpContext context)
+    {
+        var origin = context.Request.Headers.Origin.ToString();
+        if (origin.Length == 0 || !OriginPolicy.IsAllowed(origin, context.Request.Host.Value, _options.WebSocket))
+        {
+            _metrics.Rejected(RejectionReasons.Origin, fromApi: false);
+            await Problem(context, StatusCodes.Status403Forbidden, "Origin not allowed", "The Origin of this request is not in PushService:WebSocket:AllowedOrigins.");
+            return;
+        }
+
+        var headers = context.Response.Headers;
+        headers.AccessControlAllowOrigin = origin;
+        headers.AccessControlAllowMethods = "GET";
+        headers.AccessControlAllowHeaders = "Authorization, Last-Event-ID, Accept, Cache-Control";
+        headers.AccessControlMaxAge = "600";
+        headers.Vary = "Origin";
+        context.Response.StatusCode = StatusCodes.Status204NoContent;
+    }
+
     private readonly LocalHub _hub;
     private readonly ConnectionRegistry _connections;
     private readonly SendScheduler _sendScheduler;
@@ -37,11 +63,13 @@ internal sealed partial class SseEndpoint
     private readonly ConnectionSettings _settings;
     private readonly ILogger<SseSession> _sessionLogger;
     private readonly ILogger<SseEndpoint> _logger;
+    private readonly string _nodeId;
 
     public SseEndpoint(LocalHub hub, ConnectionRegistry connections, SendScheduler sendScheduler, TokenValidator tokens, NamespaceResolver namespaces,
-        DrainState drain, PushMetrics metrics, TimeProvider time, IOptions<PushServiceOptions> options, ILogger<SseSession> sessionLogger,
+        DrainState drain, PushMetrics metrics, TimeProvider time, IOptions<PushServiceOptions> options, NodeIdentity node, ILogger<SseSession> sessionLogger,
         ILogger<SseEndpoint> logger)
     {
+        _nodeId = node.Id;
         _hub = hub;
         _connections = connections;
         _sendScheduler = sendScheduler;
@@ -72,8 +100,9 @@ internal sealed partial class SseEndpoint
 
         if (origin.Length > 0)
         {
-            // EventSource fetches with CORS: an allowed page on another origin must be told so.
+            // EventSource and fetch read a stream with CORS: an allowed page on another origin must be told so.
             context.Response.Headers.AccessControlAllowOrigin = origin;
+            context.Response.Headers.AccessControlExposeHeaders = NodeHeader;
             context.Response.Headers.Vary = "Origin";
         }
 
@@ -154,6 +183,7 @@ internal sealed partial class SseEndpoint
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = "text/event-stream; charset=utf-8";
         response.Headers.CacheControl = "no-cache, no-transform";
+        response.Headers[NodeHeader] = _nodeId;
 
         // nginx buffers responses by default; this tells it not to, for this response only.
         response.Headers["X-Accel-Buffering"] = "no";

@@ -68,6 +68,19 @@ export interface PushClientOptions {
     pongTimeout?: number;
     /** The WebSocket implementation. Default `globalThis.WebSocket`. */
     WebSocket?: WebSocketFactory;
+    /**
+     * Fall back to Server-Sent Events where WebSockets do not get through (a proxy that breaks them): `true` (the default)
+     * streams from `/sse` beside each WebSocket endpoint, a list names the stream addresses, `false` never falls back.
+     * On the stream the client receives everything as before (with recovery on any node), but sends no commands: publish,
+     * history and presence are refused until it is back on a WebSocket, which it tries again every `upgradeInterval`.
+     */
+    eventStream?: boolean | string[];
+    /** WebSocket attempts in a row that never opened before the client falls back to the event stream. Default 2. */
+    fallbackAfter?: number;
+    /** How often the client on the event stream tries a WebSocket again, in ms. Default 30000. */
+    upgradeInterval?: number;
+    /** The fetch implementation the event stream uses. Default `globalThis.fetch`. */
+    fetch?: typeof fetch;
 }
 export interface SubscribeOptions {
     /** Each publication, exactly once, in offset order, across reconnects to any node. */
@@ -144,6 +157,13 @@ export declare class PushClient {
     private pingIntervalMs;
     private firstConnect;
     private connectedOnce;
+    private socketConnected;
+    private failedOpens;
+    private stream;
+    private probeTimer;
+    private restartQueued;
+    /** How the client receives now: over a WebSocket, or over its event-stream fallback (Server-Sent Events). */
+    transport: "websocket" | "eventstream";
     state: ConnectionState;
     clientId: string | undefined;
     nodeId: string | undefined;
@@ -198,6 +218,21 @@ export declare class PushClient {
     private onClosed;
     private scheduleReconnect;
     private detach;
+    private canStream;
+    private streamUrl;
+    private openStream;
+    private runStream;
+    private onStreamConnected;
+    private onStreamEvent;
+    private onStreamClosed;
+    /** Opens the stream again at once (its channels changed, or a gap showed), resuming every channel. */
+    private restartStream;
+    /** A stream that says nothing for this long (the heartbeat comes every ping interval) is dead. */
+    private watchStream;
+    /** While on the stream, tries a WebSocket now and then; one that opens takes over, resuming every channel. */
+    private scheduleProbe;
+    /** Stops the event stream, if any, keeping every channel's position for whatever comes next. */
+    private leaveStream;
     private delay;
 }
 export {};

@@ -80,6 +80,19 @@ export interface PushClientOptions {
   pongTimeout?: number;
   /** The WebSocket implementation. Default `globalThis.WebSocket`. */
   WebSocket?: WebSocketFactory;
+  /**
+   * Fall back to Server-Sent Events where WebSockets do not get through (a proxy that breaks them): `true` (the default)
+   * streams from `/sse` beside each WebSocket endpoint, a list names the stream addresses, `false` never falls back.
+   * On the stream the client receives everything as before (with recovery on any node), but sends no commands: publish,
+   * history and presence are refused until it is back on a WebSocket, which it tries again every `upgradeInterval`.
+   */
+  eventStream?: boolean | string[];
+  /** WebSocket attempts in a row that never opened before the client falls back to the event stream. Default 2. */
+  fallbackAfter?: number;
+  /** How often the client on the event stream tries a WebSocket again, in ms. Default 30000. */
+  upgradeInterval?: number;
+  /** The fetch implementation the event stream uses. Default `globalThis.fetch`. */
+  fetch?: typeof fetch;
   /** @internal Timers, for tests. */
   timers?: Timers;
   /** @internal Randomness in [0, 1), for tests. */
@@ -215,6 +228,14 @@ export class PushClient {
   private pingIntervalMs = 25_000;
   private firstConnect: { promise: Promise<void>; resolve(): void; reject(error: Error): void };
   private connectedOnce = false;
+  private socketConnected = false;
+  private failedOpens = 0;
+  private stream: EventStreamRun | undefined;
+  private probeTimer: unknown;
+  private restartQueued = false;
+
+  /** How the client receives now: over a WebSocket, or over its event-stream fallback (Server-Sent Events). */
+  transport: "websocket" | "eventstream" = "websocket";
 
   state: ConnectionState = "disconnected";
   clientId: string | undefined;
@@ -278,7 +299,10 @@ export class PushClient {
 
     const subscription = new Subscription(this, channel, options);
     this.subscriptions.set(channel, subscription);
-    if (this.state === "connected") {
+    if (this.transport === "eventstream" && !this.stopped) {
+      // A stream's channels are fixed when it opens: open one with this channel too, resuming the others.
+      this.restartStream();
+    } else if (this.state === "connected") {
       void this.ensureSubscribed(subscription, false);
     } else {
       void this.connect().catch(() => undefined);
@@ -296,6 +320,11 @@ export class PushClient {
 
     subscription.removed = true;
     this.subscriptions.delete(channel);
+    if (this.transport === "eventstream") {
+      this.restartStream();
+      return;
+    }
+
     if (this.state === "connected" && subscription.active) {
       subscription.active = false;
       await this.request({ op: "unsubscribe", channel }).catch(() => undefined);
@@ -327,6 +356,7 @@ export class PushClient {
     this.stopped = true;
     this.timers.clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
+    this.leaveStream();
     const socket = this.socket;
     this.detach(socket, new Error("The client was closed."));
     socket?.close(1000, "bye");
@@ -358,6 +388,13 @@ export class PushClient {
       return;
     }
 
+    if (this.failedOpens >= (this.options.fallbackAfter ?? 2) && this.canStream()) {
+      this.openStream();
+      return;
+    }
+
+    this.transport = "websocket";
+    this.socketConnected = false;
     const url = this.options.endpoints[this.endpointIndex % this.options.endpoints.length];
     this.setState("connecting");
     this.pushedReconnect = undefined;
@@ -397,6 +434,8 @@ export class PushClient {
       }
 
       this.attempt = 0;
+      this.failedOpens = 0;
+      this.socketConnected = true;
       if (this.connectedOnce) {
         this.reconnects++;
       }
@@ -575,6 +614,11 @@ export class PushClient {
   }
 
   private request(command: Record<string, unknown>, apply?: (reply: Record<string, unknown>) => void): Promise<Record<string, unknown>> {
+    if (this.transport === "eventstream") {
+      return Promise.reject(new PushError("unavailable",
+        "The client is on its event-stream fallback (WebSockets do not get through): it receives, but sends no commands."));
+    }
+
     const socket = this.socket;
     if (!socket || socket.readyState !== 1) {
       return Promise.reject(new Error("Not connected."));
@@ -686,7 +730,11 @@ export class PushClient {
 
     // A gap: subscribe again from the last offset seen; the gateway sends what is missing first.
     subscription.active = false;
-    void this.ensureSubscribed(subscription, true);
+    if (this.transport === "eventstream") {
+      this.restartStream();
+    } else {
+      void this.ensureSubscribed(subscription, true);
+    }
   }
 
   /** A socket that says nothing for this long is dead (a half-open TCP connection never closes by itself). */
@@ -710,6 +758,12 @@ export class PushClient {
     }
 
     const pushed = this.pushedReconnect;
+    if (!this.socketConnected && (local || code === 1002 || code === 1005 || code === 1006 || code === 1015)) {
+      // Never got as far as the gateway's connect reply, and not for anything the gateway said: the network or a proxy
+      // in the way. After a few such attempts the event stream is tried instead.
+      this.failedOpens++;
+    }
+
     this.detach(socket, new Error("The connection closed before the reply."));
     if (this.stopped) {
       return;
@@ -760,8 +814,319 @@ export class PushClient {
     }
   }
 
+  // -------------------------------------------------------------------------------------------------------------------
+  // The event-stream fallback (docs/protocol.md, "Server-Sent Events"): read with fetch, so the token goes in a header
+  // (never in an address) and a refusal's status is seen; resumed on any node from every channel's position.
+
+  private canStream(): boolean {
+    return this.options.eventStream !== false && typeof (this.options.fetch ?? globalThis.fetch) === "function";
+  }
+
+  private streamUrl(channels: string[]): string {
+    const streams = Array.isArray(this.options.eventStream) ? this.options.eventStream : undefined;
+    let url: URL;
+    if (streams?.length) {
+      url = new URL(streams[this.endpointIndex % streams.length]!);
+    } else {
+      url = new URL(this.options.endpoints[this.endpointIndex % this.options.endpoints.length]!);
+      url.protocol = url.protocol === "wss:" ? "https:" : "http:";
+      url.pathname = url.pathname.replace(/\/ws\/?$/, "") + "/sse";
+    }
+
+    url.search = "";
+    for (const channel of channels) {
+      url.searchParams.append("channel", channel);
+    }
+
+    return url.toString();
+  }
+
+  private openStream(): void {
+    this.reconnectTimer = undefined;
+    if (this.stopped) {
+      return;
+    }
+
+    this.transport = "eventstream";
+    this.setState("connecting");
+    const channels = [...this.subscriptions.values()].filter((s) => !s.removed);
+    const run: EventStreamRun = { controller: new AbortController(), code: 1006, reason: "the event stream ended", pushed: undefined };
+    this.stream = run;
+    this.scheduleProbe();
+    if (channels.length === 0) {
+      // Nothing to follow yet: the stream opens with the first subscribe.
+      this.onStreamConnected(undefined);
+      return;
+    }
+
+    // Where the client stands in each channel, in the stream's own id format: the gateway resumes every one there.
+    const lastEventId = channels.filter((s) => s.position).map((s) => `${s.channel}:${s.position!.epoch}:${s.position!.offset}`).join(";");
+    void this.runStream(run, this.streamUrl(channels.map((s) => s.channel)), lastEventId);
+  }
+
+  private async runStream(run: EventStreamRun, url: string, lastEventId: string): Promise<void> {
+    const fetcher = this.options.fetch ?? globalThis.fetch;
+    try {
+      const token = await resolveToken(this.options.token);
+      const headers: Record<string, string> = { accept: "text/event-stream" };
+      if (token) {
+        headers.authorization = `Bearer ${token}`;
+      }
+
+      if (lastEventId) {
+        headers["last-event-id"] = lastEventId;
+      }
+
+      const response = await fetcher(url, { headers, signal: run.controller.signal, cache: "no-store" });
+      if (run !== this.stream) {
+        return;
+      }
+
+      if (!response.ok || !response.body) {
+        // Refused before the stream started: the status stands for the close code a WebSocket would have got.
+        run.code = response.status === 401 ? 4001 : response.status === 403 ? 4003 : response.status === 400 || response.status === 404 ? 4000 : 4503;
+        run.reason = await problemDetail(response);
+        return;
+      }
+
+      this.onStreamConnected(response.headers.get("x-pushservice-node") ?? undefined);
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      let data: string[] = [];
+      this.watchStream(run);
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done || run !== this.stream) {
+          return;
+        }
+
+        this.watchStream(run);
+        buffer += decoder.decode(value, { stream: true });
+        let newline: number;
+        while ((newline = buffer.indexOf("\n")) >= 0) {
+          const line = buffer.slice(0, newline).replace(/\r$/, "");
+          buffer = buffer.slice(newline + 1);
+          if (line === "") {
+            if (data.length > 0) {
+              this.onStreamEvent(run, data.join("\n"));
+              data = [];
+            }
+          } else if (line.startsWith("data:")) {
+            data.push(line.slice(line[5] === " " ? 6 : 5));
+          }
+
+          // Comments (the heartbeat), ids and retry: the client keeps positions itself and decides its own waits.
+          if (run !== this.stream) {
+            return;
+          }
+        }
+      }
+    } catch (error) {
+      if (run === this.stream && !run.controller.signal.aborted) {
+        run.reason = error instanceof Error ? error.message : String(error);
+      }
+    } finally {
+      if (run === this.stream) {
+        this.onStreamClosed(run);
+      }
+    }
+  }
+
+  private onStreamConnected(node: string | undefined): void {
+    this.nodeId = node;
+    this.clientId = undefined;
+    this.attempt = 0;
+    if (this.connectedOnce) {
+      this.reconnects++;
+    }
+
+    this.connectedOnce = true;
+    this.setState("connected");
+    this.emit("connected", { client: "", node: node ?? "" });
+    this.firstConnect.resolve();
+  }
+
+  private onStreamEvent(run: EventStreamRun, json: string): void {
+    let push: Record<string, unknown>;
+    try {
+      push = JSON.parse(json) as Record<string, unknown>;
+    } catch {
+      this.emit("error", new Error(`Unreadable event from the gateway: ${json.slice(0, 100)}`));
+      return;
+    }
+
+    const channel = push.channel as string | undefined;
+    const subscription = channel === undefined ? undefined : this.subscriptions.get(channel);
+    switch (push.type) {
+      case "subscribed":
+        if (subscription) {
+          const position = { epoch: push.epoch as string, offset: push.offset as number };
+          if (subscription.position && push.recovered === true) {
+            subscription.recoveries++;
+          }
+
+          subscription.position = position;
+          subscription.active = true;
+          this.safely(() => subscription.options.onSubscribed?.(position, push.recovered === true));
+        }
+
+        break;
+      case "reset":
+        if (subscription) {
+          const position = { epoch: push.epoch as string, offset: push.offset as number };
+          subscription.position = position;
+          this.safely(() => subscription.options.onReset?.(position));
+        }
+
+        break;
+      case "message":
+        if (subscription) {
+          this.onMessage(subscription, push.offset as number, push.data);
+        }
+
+        break;
+      case "join":
+        this.safely(() => subscription?.options.onJoin?.({ client: push.client as string, user: push.user as string }));
+        break;
+      case "leave":
+        this.safely(() => subscription?.options.onLeave?.({ client: push.client as string, user: push.user as string }));
+        break;
+      case "disconnect":
+        run.code = push.code as number;
+        run.reason = push.reason as string;
+        run.pushed = push.reconnect as boolean;
+        break;
+    }
+  }
+
+  private onStreamClosed(run: EventStreamRun): void {
+    this.stream = undefined;
+    this.timers.clearTimeout(this.liveness);
+    for (const subscription of this.subscriptions.values()) {
+      subscription.active = false;
+    }
+
+    if (this.stopped) {
+      return;
+    }
+
+    const policy = reconnectPolicy(run.code, typeof this.options.token === "function", run.pushed);
+    const info: CloseInfo = { code: run.code, reason: run.reason, reconnect: policy.reconnect };
+    this.lastClose = info;
+    this.setState("disconnected");
+    this.emit("disconnected", info);
+    if (!policy.reconnect) {
+      this.stopped = true;
+      this.leaveStream();
+      this.setState("closed");
+      this.firstConnect.reject(new PushError("closed", `The gateway ended the event stream with ${run.code} (${run.reason}).`));
+      return;
+    }
+
+    this.scheduleReconnect(policy.immediately);
+  }
+
+  /** Opens the stream again at once (its channels changed, or a gap showed), resuming every channel. */
+  private restartStream(): void {
+    if (this.restartQueued) {
+      return;
+    }
+
+    // Several subscribes in a row open one stream, not one each.
+    this.restartQueued = true;
+    queueMicrotask(() => {
+      this.restartQueued = false;
+      if (this.transport !== "eventstream" || this.stopped) {
+        return;
+      }
+
+      const run = this.stream;
+      this.stream = undefined;
+      run?.controller.abort();
+      this.timers.clearTimeout(this.reconnectTimer);
+      this.openStream();
+    });
+  }
+
+  /** A stream that says nothing for this long (the heartbeat comes every ping interval) is dead. */
+  private watchStream(run: EventStreamRun): void {
+    this.timers.clearTimeout(this.liveness);
+    this.liveness = this.timers.setTimeout(() => {
+      if (run === this.stream) {
+        run.reason = "no event from the gateway in time";
+        run.code = 1006;
+        run.controller.abort();
+        this.onStreamClosed(run);
+      }
+    }, this.pingIntervalMs + this.options.pongTimeout);
+  }
+
+  /** While on the stream, tries a WebSocket now and then; one that opens takes over, resuming every channel. */
+  private scheduleProbe(): void {
+    this.timers.clearTimeout(this.probeTimer);
+    this.probeTimer = this.timers.setTimeout(() => {
+      if (this.transport !== "eventstream" || this.stopped) {
+        return;
+      }
+
+      const url = this.options.endpoints[this.endpointIndex % this.options.endpoints.length]!;
+      let probe: WebSocketLike;
+      try {
+        probe = new this.factory(url, "push.v1.json");
+      } catch {
+        this.scheduleProbe();
+        return;
+      }
+
+      probe.onopen = () => {
+        probe.onclose = probe.onerror = null;
+        probe.close(1000, "probe");
+        if (this.transport === "eventstream" && !this.stopped) {
+          this.failedOpens = 0;
+          this.leaveStream();
+          this.timers.clearTimeout(this.reconnectTimer);
+          this.open();
+        }
+      };
+      probe.onclose = () => this.scheduleProbe();
+      probe.onerror = () => undefined;
+    }, this.options.upgradeInterval ?? 30_000);
+  }
+
+  /** Stops the event stream, if any, keeping every channel's position for whatever comes next. */
+  private leaveStream(): void {
+    this.timers.clearTimeout(this.probeTimer);
+    const run = this.stream;
+    this.stream = undefined;
+    run?.controller.abort();
+    if (run) {
+      this.timers.clearTimeout(this.liveness);
+    }
+
+    this.transport = "websocket";
+  }
+
   private delay(ms: number): Promise<void> {
     return new Promise((resolve) => this.timers.setTimeout(resolve, ms));
+  }
+}
+
+/** One event stream's run: aborted to end it, and how it ended, for the same reconnect policy as a WebSocket's close. */
+interface EventStreamRun {
+  controller: AbortController;
+  code: number;
+  reason: string;
+  pushed: boolean | undefined;
+}
+
+/** The detail of a problem-details refusal, or the status line. */
+async function problemDetail(response: Response): Promise<string> {
+  try {
+    const problem = (await response.json()) as { detail?: string; title?: string };
+    return problem.detail ?? problem.title ?? `${response.status}`;
+  } catch {
+    return `${response.status} ${response.statusText}`;
   }
 }
 

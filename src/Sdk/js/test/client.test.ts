@@ -104,7 +104,7 @@ class FakeSocket implements WebSocketLike {
   }
 }
 
-function setup(options: { endpoints?: string[]; token?: () => Promise<string>; random?: () => number } = {}) {
+function setup(options: { endpoints?: string[]; token?: () => Promise<string>; random?: () => number; fetch?: typeof fetch; upgradeInterval?: number } = {}) {
   FakeSocket.all = [];
   const timers = new FakeTimers();
   const client = new PushClient({
@@ -115,6 +115,9 @@ function setup(options: { endpoints?: string[]; token?: () => Promise<string>; r
     random: options.random ?? (() => 0.5),
     minReconnectDelay: 100,
     maxReconnectDelay: 10_000,
+    // No test reaches the network: the event-stream fallback gets the test's own fetch, or one that always fails.
+    fetch: options.fetch ?? (() => Promise.reject(new Error("no network in tests"))),
+    upgradeInterval: options.upgradeInterval,
   });
   return { client, timers };
 }
@@ -341,4 +344,112 @@ test("a subscription refused for good ends with onError; a transient refusal is 
   assert.deepEqual(errors, ["permission_denied"]);
   await timers.advance(500);
   assert.equal(socket.sent.filter((c) => c.op === "subscribe" && c.channel === "busy").length, 2);
+});
+
+/** An event stream the test plays the gateway for, as fetch hands it to the client. */
+class FakeStream {
+  static all: FakeStream[] = [];
+  private controller!: ReadableStreamDefaultController<Uint8Array>;
+  readonly response: Response;
+
+  constructor(readonly url: string, readonly headers: Record<string, string>, status = 200, problem?: unknown) {
+    FakeStream.all.push(this);
+    const body = new ReadableStream<Uint8Array>({ start: (controller) => { this.controller = controller; } });
+    this.response = status === 200
+      ? new Response(body, { status, headers: { "content-type": "text/event-stream", "x-pushservice-node": "n9" } })
+      : new Response(JSON.stringify(problem), { status, headers: { "content-type": "application/problem+json" } });
+  }
+
+  /** Events as the gateway writes them: a data line each (ids too, which the client keeps itself), a heartbeat in between. */
+  send(...pushes: unknown[]): void {
+    const text = pushes.map((p) => `id: ignored\ndata: ${JSON.stringify(p)}\n\n: ping\n\n`).join("");
+    this.controller.enqueue(new TextEncoder().encode(text));
+  }
+
+  end(): void {
+    this.controller.close();
+  }
+}
+
+function fakeFetch(status = 200, problem?: unknown): typeof fetch {
+  FakeStream.all = [];
+  return (async (input: string | URL | Request, init?: RequestInit) => {
+    const stream = new FakeStream(String(input), (init?.headers ?? {}) as Record<string, string>, status, problem);
+    return stream.response;
+  }) as typeof fetch;
+}
+
+test("where WebSockets never open, the client falls back to the event stream, resumes on it, and goes back to a WebSocket", async () => {
+  const { client, timers } = setup({ endpoints: ["ws://gw/ws"], token: async () => "t1", fetch: fakeFetch(), upgradeInterval: 20_000 });
+  const received: number[] = [];
+  const a = client.subscribe("a", { onMessage: (m) => received.push(m.offset) });
+  void client.connect();
+
+  // Two WebSockets that never open (a proxy that breaks them), then the stream beside the endpoint.
+  await timers.advance(0);
+  FakeSocket.all[0].serverClose(1006);
+  await timers.advance(10_000);
+  FakeSocket.all[1].serverClose(1006);
+  await timers.advance(10_000);
+  assert.equal(client.transport, "eventstream");
+  const first = FakeStream.all[0];
+  assert.equal(first.url, "http://gw/sse?channel=a");
+  assert.equal(first.headers.authorization, "Bearer t1");
+  assert.equal(first.headers["last-event-id"], undefined);
+  await timers.advance(0);
+  assert.equal(client.state, "connected");
+  assert.equal(client.nodeId, "n9");
+
+  first.send({ type: "subscribed", channel: "a", epoch: "e", offset: 0, recovered: false }, message("a", 1), message("a", 2));
+  await timers.advance(0);
+  assert.deepEqual(received, [1, 2]);
+  await assert.rejects(client.publish("a", 1), (e: Error & { code?: string }) => e.code === "unavailable");
+
+  // The stream breaks: the next one resumes where the client stands, and what was missed comes first, once.
+  first.end();
+  await timers.advance(10_000);
+  const second = FakeStream.all[1];
+  assert.equal(second.headers["last-event-id"], "a:e:2");
+  second.send({ type: "subscribed", channel: "a", epoch: "e", offset: 2, recovered: true }, message("a", 2), message("a", 3));
+  await timers.advance(0);
+  assert.deepEqual(received, [1, 2, 3]);
+  assert.equal(a.recoveries, 1);
+
+  // A new subscription opens a stream with both channels, resuming the first.
+  client.subscribe("b", { onMessage: (m) => received.push(100 + m.offset) });
+  await timers.advance(0);
+  const third = FakeStream.all[2];
+  assert.equal(third.url, "http://gw/sse?channel=a&channel=b");
+  assert.equal(third.headers["last-event-id"], "a:e:3");
+  third.send({ type: "subscribed", channel: "a", epoch: "e", offset: 3, recovered: true }, { type: "subscribed", channel: "b", epoch: "f", offset: 0, recovered: false }, message("b", 1));
+  await timers.advance(0);
+  assert.deepEqual(received, [1, 2, 3, 101]);
+
+  // Now and then a WebSocket is tried again; one that opens takes over, and every channel resumes on it.
+  await timers.advance(20_000);
+  const probe = FakeSocket.all[FakeSocket.all.length - 1];
+  probe.open();
+  await timers.advance(0);
+  assert.equal(client.transport, "websocket");
+  const socket = FakeSocket.all[FakeSocket.all.length - 1];
+  assert.notEqual(socket, probe);
+  socket.open();
+  await timers.advance(0);
+  socket.reply("connect", { client: "c1", node: "n1", pingInterval: 25 });
+  await timers.advance(0);
+  assert.deepEqual(socket.sent.filter((c) => c.op === "subscribe").map((c) => c.since), [{ epoch: "e", offset: 3 }, { epoch: "f", offset: 1 }]);
+});
+
+test("an event stream refused for its token is not retried without a new one", async () => {
+  const { client, timers } = setup({ endpoints: ["ws://gw/ws"], fetch: fakeFetch(401, { detail: "The connection token is not valid or has expired." }) });
+  client.subscribe("a", {});
+  const connecting = client.connect();
+  await timers.advance(0);
+  FakeSocket.all[0].serverClose(1006);
+  await timers.advance(10_000);
+  FakeSocket.all[1].serverClose(1006);
+  await timers.advance(10_000);
+  await assert.rejects(connecting, /4001/);
+  assert.equal(client.state, "closed");
+  assert.equal(client.lastClose?.reason, "The connection token is not valid or has expired.");
 });
