@@ -214,6 +214,42 @@ public sealed class ServerSentEventsTests
     }
 
     [Fact]
+    public async Task AStreamThatFallsBehind_EndsAsASlowConsumer_AndTheOthersGoOn()
+    {
+        await using var host = GatewayHost.Start(new Dictionary<string, string?>
+        {
+            ["PushService:Limits:ClientQueueMaxBytes"] = "65536",
+        });
+        await using var slow = await SseReader.OpenAsync(host.Http, "/sse?channel=firehose", paused: true);
+        await using var fast = await SseReader.OpenAsync(host.Http, "/sse?channel=firehose");
+        await fast.NextAsync("subscribed", 1);
+        await UntilAsync(async () => JsonDocument.Parse(await host.Http.GetStringAsync("/api/v1/channels")).RootElement.GetProperty("channels")[0]
+            .GetProperty("subscribers").GetInt32() == 2, () => "both streams subscribed");
+
+        // The slow one reads nothing: the socket's buffers fill (a few MB on loopback), then its queue's 64 KiB, and it is
+        // ended with 4500. The fast one keeps up (each round read before the next is published) and is not touched.
+        var payload = JsonSerializer.Serialize(new string('x', 16_000));
+        for (var round = 0; round < 400 && !slow.Ended; round++)
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                await host.PublishAsync("firehose", payload);
+            }
+
+            Assert.Equal(3, (await fast.NextAsync("message", 3, TimeSpan.FromSeconds(30))).Count);
+        }
+
+        slow.Resume();
+        var end = await slow.NextAsync("disconnect", 1, TimeSpan.FromSeconds(30));
+        Assert.Equal(4500, end[0].Data.GetProperty("code").GetInt32());
+        Assert.True(end[0].Data.GetProperty("reconnect").GetBoolean());
+        var counted = (await host.Http.GetStringAsync("/metrics")).Split('\n')
+            .Where(l => l.StartsWith("pushservice_slow_consumers_total", StringComparison.Ordinal))
+            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(1, counted);
+    }
+
+    [Fact]
     public async Task ADrainingNode_EndsItsStreams_TellingThemToComeBack()
     {
         var host = GatewayHost.Start();

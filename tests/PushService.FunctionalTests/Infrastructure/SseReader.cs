@@ -15,11 +15,21 @@ public sealed class SseReader : IAsyncDisposable
     private readonly Channel<Event> _events = Channel.CreateUnbounded<Event>();
     private readonly Task _reading;
 
-    private SseReader(HttpResponseMessage response)
+    private readonly TaskCompletionSource _resumed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private SseReader(HttpResponseMessage response, bool paused)
     {
         _response = response;
+        if (!paused)
+        {
+            _resumed.SetResult();
+        }
+
         _reading = ReadAsync();
     }
+
+    /// <summary>Starts reading a stream opened paused (a client that falls behind).</summary>
+    public void Resume() => _resumed.TrySetResult();
 
     public sealed record Event(string? Id, JsonElement Data)
     {
@@ -37,7 +47,8 @@ public sealed class SseReader : IAsyncDisposable
     /// <summary>True once the server ended the response.</summary>
     public bool Ended { get; private set; }
 
-    public static async Task<SseReader> OpenAsync(HttpClient http, string path, string? lastEventId = null, string? bearer = null, string? origin = null)
+    public static async Task<SseReader> OpenAsync(HttpClient http, string path, string? lastEventId = null, string? bearer = null, string? origin = null,
+        bool paused = false)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, path);
         request.Headers.Accept.ParseAdd("text/event-stream");
@@ -57,7 +68,7 @@ public sealed class SseReader : IAsyncDisposable
         }
 
         var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-        return new SseReader(response);
+        return new SseReader(response, paused);
     }
 
     /// <summary>The next event (not a comment).</summary>
@@ -94,6 +105,7 @@ public sealed class SseReader : IAsyncDisposable
 
         try
         {
+            await _resumed.Task.WaitAsync(_stop.Token);
             using var reader = new StreamReader(await _response.Content.ReadAsStreamAsync(_stop.Token));
             string? id = null;
             var data = new List<string>();
