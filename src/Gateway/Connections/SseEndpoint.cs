@@ -28,29 +28,6 @@ internal sealed partial class SseEndpoint
     /// <summary>The response header naming the node that serves a stream.</summary>
     public const string NodeHeader = "X-PushService-Node";
 
-    /// <summary>
-    /// Answers a CORS preflight: a page on an allowed origin that reads the stream with fetch sends the token in
-    /// <c>Authorization</c> and its position in <c>Last-Event-ID</c>, which browsers ask about first.
-    /// </summary>
-    public async Task PreflightAsync(HttpContext context)
-    {
-        var origin = context.Request.Headers.Origin.ToString();
-        if (origin.Length == 0 || !OriginPolicy.IsAllowed(origin, context.Request.Host.Value, _options.WebSocket))
-        {
-            _metrics.Rejected(RejectionReasons.Origin, fromApi: false);
-            await Problem(context, StatusCodes.Status403Forbidden, "Origin not allowed", "The Origin of this request is not in PushService:WebSocket:AllowedOrigins.");
-            return;
-        }
-
-        var headers = context.Response.Headers;
-        headers.AccessControlAllowOrigin = origin;
-        headers.AccessControlAllowMethods = "GET";
-        headers.AccessControlAllowHeaders = "Authorization, Last-Event-ID, Accept, Cache-Control";
-        headers.AccessControlMaxAge = "600";
-        headers.Vary = "Origin";
-        context.Response.StatusCode = StatusCodes.Status204NoContent;
-    }
-
     private readonly LocalHub _hub;
     private readonly ConnectionRegistry _connections;
     private readonly SendScheduler _sendScheduler;
@@ -85,6 +62,29 @@ internal sealed partial class SseEndpoint
         };
         _sessionLogger = sessionLogger;
         _logger = logger;
+    }
+
+    /// <summary>
+    /// Answers a CORS preflight: a page on an allowed origin that reads the stream with fetch sends the token in
+    /// <c>Authorization</c> and its position in <c>Last-Event-ID</c>, which browsers ask about first.
+    /// </summary>
+    public async Task PreflightAsync(HttpContext context)
+    {
+        var origin = context.Request.Headers.Origin.ToString();
+        if (origin.Length == 0 || !OriginPolicy.IsAllowed(origin, context.Request.Host.Value, _options.WebSocket))
+        {
+            _metrics.Rejected(RejectionReasons.Origin, fromApi: false);
+            await Problem(context, StatusCodes.Status403Forbidden, "Origin not allowed", "The Origin of this request is not in PushService:WebSocket:AllowedOrigins.");
+            return;
+        }
+
+        var headers = context.Response.Headers;
+        headers.AccessControlAllowOrigin = origin;
+        headers.AccessControlAllowMethods = "GET";
+        headers.AccessControlAllowHeaders = "Authorization, Last-Event-ID, Accept, Cache-Control";
+        headers.AccessControlMaxAge = "600";
+        headers.Vary = "Origin";
+        context.Response.StatusCode = StatusCodes.Status204NoContent;
     }
 
     public async Task HandleAsync(HttpContext context)
@@ -190,12 +190,26 @@ internal sealed partial class SseEndpoint
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
 
         var session = new SseSession(context, Guid.NewGuid().ToString("N"), user, _settings, _sendScheduler.Assign(), _time, _sessionLogger);
+        try
+        {
+            // The headers go out first (the body writer takes writes once the response has started), before the stream is
+            // registered: until then nothing else (a drain, a disconnect) may write to it.
+            await response.StartAsync(context.RequestAborted);
+            session.Transport.Resume(resumeFrom.Where(p => channels.Contains(p.Key)));
+            session.Transport.WriteRetry(_options.Sse.Retry);
+            await response.BodyWriter.FlushAsync(context.RequestAborted);
+        }
+        catch
+        {
+            // The client went before its stream began: the user's slot taken for it goes back.
+            if (user.Length > 0)
+            {
+                _connections.Users.Release(user);
+            }
 
-        // The headers go out first: the body writer takes writes once the response has started.
-        await response.StartAsync(context.RequestAborted);
-        session.Transport.Resume(resumeFrom.Where(p => channels.Contains(p.Key)));
-        session.Transport.WriteRetry(_options.Sse.Retry);
-        await response.BodyWriter.FlushAsync(context.RequestAborted);
+            throw;
+        }
+
         _connections.Add(session);
         _metrics.ConnectionOpened();
         Log.Opened(_logger, session.Id, user, channels.Count, resumeFrom.Count > 0);

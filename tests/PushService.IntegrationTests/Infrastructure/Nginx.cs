@@ -138,20 +138,6 @@ public sealed class Nginx : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (!_process.HasExited)
-        {
-            _process.Kill(entireProcessTree: true);
-            await _process.WaitForExitAsync();
-        }
-
-        _process.Dispose();
-        try
-        {
-            Directory.Delete(_directory, recursive: true);
-        }
-        catch (IOException)
-        {
-            // A worker still closing a file: the temporary folder is left for the system to clean.
-        }
+        await ServerProcesses.StopAsync(_process, _directory);
     }
 }

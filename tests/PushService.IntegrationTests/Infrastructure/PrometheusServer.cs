@@ -125,20 +125,6 @@ public sealed class PrometheusServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Http.Dispose();
-        if (!_process.HasExited)
-        {
-            _process.Kill(entireProcessTree: true);
-            await _process.WaitForExitAsync();
-        }
-
-        _process.Dispose();
-        try
-        {
-            Directory.Delete(_directory, recursive: true);
-        }
-        catch (IOException)
-        {
-            // Prometheus may still be letting go of its files; the temporary directory is cleaned up with the machine.
-        }
+        await ServerProcesses.StopAsync(_process, _directory);
     }
 }
