@@ -219,6 +219,8 @@ public sealed class ServerSentEventsTests
         await using var host = GatewayHost.Start(new Dictionary<string, string?>
         {
             ["PushService:Limits:ClientQueueMaxBytes"] = "65536",
+            ["PushService:Limits:CloseTimeout"] = "00:00:01",
+            ["PushService:WebSocket:PingInterval"] = "00:00:01",
         });
         await using var slow = await SseReader.OpenAsync(host.Http, "/sse?channel=firehose", paused: true);
         await using var fast = await SseReader.OpenAsync(host.Http, "/sse?channel=firehose");
@@ -227,9 +229,10 @@ public sealed class ServerSentEventsTests
             .GetProperty("subscribers").GetInt32() == 2, () => "both streams subscribed");
 
         // The slow one reads nothing: the socket's buffers fill (a few MB on loopback), then its queue's 64 KiB, and it is
-        // ended with 4500. The fast one keeps up (each round read before the next is published) and is not touched.
+        // ended with 4500; as it reads nothing, not even that, it is cut off a heartbeat past the close timeout. The fast
+        // one keeps up (each round read before the next is published) and is not touched.
         var payload = JsonSerializer.Serialize(new string('x', 16_000));
-        for (var round = 0; round < 400 && !slow.Ended; round++)
+        for (var round = 0; round < 400 && Activity4500(await Activity(host)) == 0; round++)
         {
             for (var i = 0; i < 3; i++)
             {
@@ -239,15 +242,24 @@ public sealed class ServerSentEventsTests
             Assert.Equal(3, (await fast.NextAsync("message", 3, TimeSpan.FromSeconds(30))).Count);
         }
 
-        slow.Resume();
-        var end = await slow.NextAsync("disconnect", 1, TimeSpan.FromSeconds(30));
-        Assert.Equal(4500, end[0].Data.GetProperty("code").GetInt32());
-        Assert.True(end[0].Data.GetProperty("reconnect").GetBoolean());
+        await UntilAsync(async () => Activity4500(await Activity(host)) == 1, () => "no stream ended with 4500");
+        await UntilAsync(async () => JsonDocument.Parse(await host.Http.GetStringAsync("/api/v1/channels")).RootElement.GetProperty("channels")[0]
+            .GetProperty("subscribers").GetInt32() == 1, () => "the slow stream was not cut off");
         var counted = (await host.Http.GetStringAsync("/metrics")).Split('\n')
             .Where(l => l.StartsWith("pushservice_slow_consumers_total", StringComparison.Ordinal))
             .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
         Assert.Equal(1, counted);
+
+        // The fast one goes on.
+        await host.PublishAsync("firehose", "\"after\"");
+        Assert.Equal("after", (await fast.NextAsync("message", 1))[0].Data.GetProperty("data").GetString());
     }
+
+    private static async Task<JsonElement> Activity(GatewayHost host) =>
+        JsonDocument.Parse(await host.Http.GetStringAsync("/api/v1/admin/activity")).RootElement;
+
+    private static long Activity4500(JsonElement activity) =>
+        activity.GetProperty("disconnects").TryGetProperty("4500", out var count) ? count.GetInt64() : 0;
 
     [Fact]
     public async Task ADrainingNode_EndsItsStreams_TellingThemToComeBack()

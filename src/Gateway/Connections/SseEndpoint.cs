@@ -221,13 +221,13 @@ internal sealed partial class SseEndpoint
                 await SubscribeAsync(session, channels[i], namespaces[i], since);
             }
 
-            await session.RunAsync(_options.WebSocket.PingInterval);
+            await session.RunAsync(_options.WebSocket.PingInterval, _options.Limits.CloseTimeout);
         }
         catch (BrokerUnavailableException)
         {
             // The backplane is down: the client comes back (EventSource by itself) and resumes from its last id.
             session.RequestClose(Disconnect.Unavailable);
-            await session.RunAsync(_options.WebSocket.PingInterval);
+            await session.RunAsync(_options.WebSocket.PingInterval, _options.Limits.CloseTimeout);
         }
         finally
         {

@@ -49,9 +49,11 @@ internal sealed partial class SseSession : Subscriber, IOpenSession
 
     /// <summary>
     /// Keeps the stream until it ends: a heartbeat comment every <paramref name="heartbeat"/>, and at once when the
-    /// client goes away (the response is aborted, and with it anything still queued).
+    /// client goes away (the response is aborted, and with it anything still queued). A stream the server is closing
+    /// whose client reads nothing (so the closing event never gets out) is aborted at the first heartbeat after
+    /// <paramref name="closeTimeout"/>, as a WebSocket's close is.
     /// </summary>
-    public async Task RunAsync(TimeSpan heartbeat)
+    public async Task RunAsync(TimeSpan heartbeat, TimeSpan closeTimeout)
     {
         using var timer = new PeriodicTimer(heartbeat, _time);
         var gone = _context.RequestAborted;
@@ -61,10 +63,18 @@ internal sealed partial class SseSession : Subscriber, IOpenSession
             try
             {
                 var tick = timer.WaitForNextTickAsync(gone).AsTask();
-                if (await Task.WhenAny(tick, done) == tick && await tick)
+                if (await Task.WhenAny(tick, done) != tick || !await tick)
                 {
-                    _writer.SendControl(Heartbeat);
+                    continue;
                 }
+
+                if (_writer.IsClosing && _time.GetUtcNow().UtcTicks - _writer.CloseRequestedAtTicks > closeTimeout.Ticks)
+                {
+                    _writer.Abort();
+                    break;
+                }
+
+                _writer.SendControl(Heartbeat);
             }
             catch (OperationCanceledException)
             {
