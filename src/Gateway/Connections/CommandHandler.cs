@@ -23,6 +23,7 @@ internal sealed partial class CommandHandler
     private readonly Publisher _publisher;
     private readonly NamespaceResolver _namespaces;
     private readonly TokenValidator _tokens;
+    private readonly ChannelAccess _access;
     private readonly PushMetrics _metrics;
     private readonly PushServiceOptions _options;
     private readonly NodeIdentity _node;
@@ -38,6 +39,7 @@ internal sealed partial class CommandHandler
         _publisher = publisher;
         _namespaces = namespaces;
         _tokens = tokens;
+        _access = new ChannelAccess(namespaces, tokens);
         _metrics = metrics;
         _options = options.Value;
         _node = node;
@@ -362,35 +364,17 @@ internal sealed partial class CommandHandler
     private bool TryAuthorizeChannel(ClientConnection connection, Command command, out string channel, out NamespaceOptions ns, out byte[]? error)
     {
         channel = command.Channel ?? "";
-        ns = null!;
-        if (!ChannelName.IsValid(channel))
+        var refusal = _access.Check(channel, connection.UserId, out var resolved);
+        ns = resolved!;
+        error = refusal switch
         {
-            error = Error(command, ErrorCodes.BadRequest, "'channel' must be 1 to 255 characters of A-Z a-z 0-9 _ - : . @ / = #.");
-            return false;
-        }
-
-        var resolved = _namespaces.Resolve(channel);
-        if (resolved is null)
-        {
-            error = Error(command, ErrorCodes.NotFound, $"The namespace '{NamespaceResolver.NamespaceOf(channel)}' is not configured.");
-            return false;
-        }
-
-        ns = resolved;
-        if (!ChannelName.AllowsUser(channel, connection.UserId))
-        {
-            error = Error(command, ErrorCodes.PermissionDenied, "This channel is limited to other users.");
-            return false;
-        }
-
-        if (_tokens.Enabled && connection.UserId.Length == 0 && !ns.AllowAnonymousSubscribe)
-        {
-            error = Error(command, ErrorCodes.PermissionDenied, "Anonymous clients may not use this channel's namespace.");
-            return false;
-        }
-
-        error = null;
-        return true;
+            ChannelRefusal.None => null,
+            ChannelRefusal.BadName => Error(command, ErrorCodes.BadRequest, "'channel' must be 1 to 255 characters of A-Z a-z 0-9 _ - : . @ / = #."),
+            ChannelRefusal.UnknownNamespace => Error(command, ErrorCodes.NotFound, $"The namespace '{NamespaceResolver.NamespaceOf(channel)}' is not configured."),
+            ChannelRefusal.OtherUsers => Error(command, ErrorCodes.PermissionDenied, "This channel is limited to other users."),
+            _ => Error(command, ErrorCodes.PermissionDenied, "Anonymous clients may not use this channel's namespace."),
+        };
+        return error is null;
     }
 
     private static byte[] PositionResult(long id, StreamPosition position) =>

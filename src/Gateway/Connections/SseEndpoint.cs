@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
@@ -32,7 +31,6 @@ internal sealed partial class SseEndpoint
     private readonly ConnectionRegistry _connections;
     private readonly SendScheduler _sendScheduler;
     private readonly TokenValidator _tokens;
-    private readonly NamespaceResolver _namespaces;
     private readonly DrainState _drain;
     private readonly PushMetrics _metrics;
     private readonly TimeProvider _time;
@@ -41,17 +39,18 @@ internal sealed partial class SseEndpoint
     private readonly ILogger<SseSession> _sessionLogger;
     private readonly ILogger<SseEndpoint> _logger;
     private readonly string _nodeId;
+    private readonly ChannelAccess _access;
 
     public SseEndpoint(LocalHub hub, ConnectionRegistry connections, SendScheduler sendScheduler, TokenValidator tokens, NamespaceResolver namespaces,
         DrainState drain, PushMetrics metrics, TimeProvider time, IOptions<PushServiceOptions> options, NodeIdentity node, ILogger<SseSession> sessionLogger,
         ILogger<SseEndpoint> logger)
     {
         _nodeId = node.Id;
+        _access = new ChannelAccess(namespaces, tokens);
         _hub = hub;
         _connections = connections;
         _sendScheduler = sendScheduler;
         _tokens = tokens;
-        _namespaces = namespaces;
         _drain = drain;
         _metrics = metrics;
         _time = time;
@@ -139,7 +138,7 @@ internal sealed partial class SseEndpoint
         var namespaces = new List<NamespaceOptions>(channels.Count);
         foreach (var channel in channels)
         {
-            if (Authorize(channel, user) is { } problem)
+            if (Authorize(channel, user, out var ns) is { } problem)
             {
                 if (problem.Status == StatusCodes.Status403Forbidden)
                 {
@@ -150,7 +149,7 @@ internal sealed partial class SseEndpoint
                 return;
             }
 
-            namespaces.Add(_namespaces.Resolve(channel)!);
+            namespaces.Add(ns!);
         }
 
         // Streams and WebSockets share the node's limit; a burst may overshoot it by the streams opening at that moment.
@@ -256,34 +255,20 @@ internal sealed partial class SseEndpoint
         // The subscribed event comes first and says where what follows starts: after the client's position when what it
         // missed is recovered (the missed messages follow it, each moving the stream's id on), else after the channel's
         // position now, with a reset event before it when the client asked to resume and history no longer could.
-        var events = new List<byte[]>();
+        var events = new List<byte[]>(history.Publications.Count + 2);
         if (since is not null && !recovered)
         {
-            events.Add(Encode(w =>
-            {
-                w.WriteString("type"u8, "reset"u8);
-                w.WriteString("channel"u8, channel);
-                w.WriteString("epoch"u8, history.Position.Epoch);
-                w.WriteNumber("offset"u8, history.Position.Offset);
-            }));
+            events.Add(FrameEncoder.StreamReset(channel, history.Position));
         }
 
-        var from = recovered ? since!.Value.Offset : history.Position.Offset;
-        events.Add(Encode(w =>
-        {
-            w.WriteString("type"u8, "subscribed"u8);
-            w.WriteString("channel"u8, channel);
-            w.WriteString("epoch"u8, history.Position.Epoch);
-            w.WriteNumber("offset"u8, from);
-            w.WriteBoolean("recovered"u8, recovered);
-        }));
+        events.Add(FrameEncoder.StreamSubscribed(channel, recovered ? since!.Value : history.Position, recovered));
         if (recovered)
         {
             events.AddRange(history.Publications.Select(FrameEncoder.Message));
         }
 
         // One "reply", its events on separate lines: queued before anything that arrived while the subscription was pending.
-        await _hub.Subscriptions.ActivateAsync(subscription, history.Position, events.Aggregate((a, b) => [.. a, (byte)'\n', .. b]));
+        await _hub.Subscriptions.ActivateAsync(subscription, history.Position, FrameEncoder.Join(events));
     }
 
     private async Task<(string User, string? Refusal)> AuthenticateAsync(HttpRequest request)
@@ -322,53 +307,25 @@ internal sealed partial class SseEndpoint
         return (identity.UserId, null);
     }
 
-    private (int Status, string Title, string Detail)? Authorize(string channel, string user)
+    private (int Status, string Title, string Detail)? Authorize(string channel, string user, out NamespaceOptions? ns)
     {
-        if (!ChannelName.IsValid(channel))
+        var refusal = _access.Check(channel, user, out ns);
+        return refusal switch
         {
-            return (StatusCodes.Status400BadRequest, "Bad channel", $"'{(channel.Length > 64 ? channel[..64] + "…" : channel)}' is not a valid channel name.");
-        }
+            ChannelRefusal.BadName => (StatusCodes.Status400BadRequest, "Bad channel", $"'{(channel.Length > 64 ? channel[..64] + "…" : channel)}' is not a valid channel name."),
+            ChannelRefusal.UnknownNamespace => (StatusCodes.Status404NotFound, "Unknown namespace", $"The namespace '{NamespaceResolver.NamespaceOf(channel)}' is not configured."),
+            ChannelRefusal.OtherUsers => (StatusCodes.Status403Forbidden, "Forbidden", $"The channel '{channel}' is limited to other users."),
+            ChannelRefusal.Anonymous => (StatusCodes.Status403Forbidden, "Forbidden", $"Anonymous clients may not use the namespace of '{channel}'."),
 
-        var ns = _namespaces.Resolve(channel);
-        if (ns is null)
-        {
-            return (StatusCodes.Status404NotFound, "Unknown namespace", $"The namespace '{NamespaceResolver.NamespaceOf(channel)}' is not configured.");
-        }
-
-        if (!ChannelName.AllowsUser(channel, user))
-        {
-            return (StatusCodes.Status403Forbidden, "Forbidden", $"The channel '{channel}' is limited to other users.");
-        }
-
-        if (_tokens.Enabled && user.Length == 0 && !ns.AllowAnonymousSubscribe)
-        {
-            return (StatusCodes.Status403Forbidden, "Forbidden", $"Anonymous clients may not use the namespace of '{channel}'.");
-        }
-
-        if (ns.RequireSubscriptionToken)
-        {
-            return (StatusCodes.Status403Forbidden, "Forbidden",
-                $"The namespace of '{channel}' needs a subscription token, which a stream cannot carry: subscribe over the WebSocket.");
-        }
-
-        return null;
+            // What only a stream refuses: it has no command to carry a subscription token.
+            _ when ns is { RequireSubscriptionToken: true } => (StatusCodes.Status403Forbidden, "Forbidden",
+                $"The namespace of '{channel}' needs a subscription token, which a stream cannot carry: subscribe over the WebSocket."),
+            _ => null,
+        };
     }
 
     private static Task Problem(HttpContext context, int status, string title, string detail) =>
         Results.Problem(statusCode: status, title: title, detail: detail).ExecuteAsync(context);
-
-    private static byte[] Encode(Action<Utf8JsonWriter> write)
-    {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>(128);
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            writer.WriteStartObject();
-            write(writer);
-            writer.WriteEndObject();
-        }
-
-        return buffer.WrittenSpan.ToArray();
-    }
 
     private static partial class Log
     {

@@ -88,6 +88,53 @@ public static class FrameEncoder
         });
     }
 
+    /// <summary>
+    /// An event stream's <c>subscribed</c> event (docs/protocol.md, Server-Sent Events): what follows in
+    /// <paramref name="channel"/> comes after <paramref name="position"/>.
+    /// </summary>
+    public static byte[] StreamSubscribed(string channel, StreamPosition position, bool recovered)
+    {
+        return Encode((channel, position, recovered), static (w, s) =>
+        {
+            w.WriteString("type"u8, "subscribed"u8);
+            w.WriteString("channel"u8, s.channel);
+            w.WriteString("epoch"u8, s.position.Epoch);
+            w.WriteNumber("offset"u8, s.position.Offset);
+            w.WriteBoolean("recovered"u8, s.recovered);
+        });
+    }
+
+    /// <summary>An event stream's <c>reset</c> event: history no longer holds the gap; the channel goes on from <paramref name="position"/>.</summary>
+    public static byte[] StreamReset(string channel, StreamPosition position)
+    {
+        return Encode((channel, position), static (w, s) =>
+        {
+            w.WriteString("type"u8, "reset"u8);
+            w.WriteString("channel"u8, s.channel);
+            w.WriteString("epoch"u8, s.position.Epoch);
+            w.WriteNumber("offset"u8, s.position.Offset);
+        });
+    }
+
+    /// <summary>Pushes as one frame, separated by <c>\n</c> (the contract's framing), copied once.</summary>
+    public static byte[] Join(IReadOnlyList<byte[]> pushes)
+    {
+        var frame = new byte[pushes.Sum(p => p.Length) + Math.Max(0, pushes.Count - 1)];
+        var at = 0;
+        for (var i = 0; i < pushes.Count; i++)
+        {
+            if (i > 0)
+            {
+                frame[at++] = (byte)'\n';
+            }
+
+            pushes[i].CopyTo(frame, at);
+            at += pushes[i].Length;
+        }
+
+        return frame;
+    }
+
     /// <summary>A <c>join</c> or <c>leave</c> push.</summary>
     public static byte[] JoinLeavePush(bool join, string channel, string client, string user)
     {

@@ -1,5 +1,3 @@
-using System.Reflection;
-using System.Security.Cryptography;
 using Microsoft.Net.Http.Headers;
 
 namespace PushService.Gateway.Sdk;
@@ -14,33 +12,15 @@ internal static class BrowserSdkEndpoint
     public const string Path = "/sdk/push.js";
     private const string Resource = "sdk/push.js";
 
+    private static readonly CacheControlHeaderValue Caching = new() { Public = true, MaxAge = TimeSpan.FromMinutes(5) };
+
     public static IEndpointConventionBuilder MapBrowserSdk(this IEndpointRouteBuilder endpoints)
     {
-        var script = Load();
-        var etag = new EntityTagHeaderValue($"\"{Convert.ToHexStringLower(SHA256.HashData(script))[..16]}\"");
+        var script = EmbeddedFile.Load(Resource, "text/javascript; charset=utf-8");
         return endpoints.MapGet(Path, (HttpContext context) =>
         {
-            var headers = context.Response.GetTypedHeaders();
-            headers.ETag = etag;
-            headers.CacheControl = new CacheControlHeaderValue { Public = true, MaxAge = TimeSpan.FromMinutes(5) };
             context.Response.Headers.AccessControlAllowOrigin = "*";
-            context.Response.Headers.XContentTypeOptions = "nosniff";
-            var ifNoneMatch = context.Request.GetTypedHeaders().IfNoneMatch;
-            if (ifNoneMatch.Any(tag => tag.Compare(etag, useStrongComparison: false)))
-            {
-                return Results.StatusCode(StatusCodes.Status304NotModified);
-            }
-
-            return Results.Bytes(script, "text/javascript; charset=utf-8");
+            return script.Serve(context, Caching);
         });
-    }
-
-    private static byte[] Load()
-    {
-        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(Resource)
-            ?? throw new InvalidOperationException($"The gateway was built without its browser client ({Resource}).");
-        using var copy = new MemoryStream();
-        stream.CopyTo(copy);
-        return copy.ToArray();
     }
 }

@@ -1,6 +1,5 @@
-using System.Reflection;
-using System.Security.Cryptography;
 using Microsoft.Net.Http.Headers;
+using PushService.Gateway.Sdk;
 
 namespace PushService.Gateway.WebConsole;
 
@@ -48,31 +47,18 @@ internal static class ConsoleEndpoints
         }
     }
 
-    private sealed record Asset(byte[] Content, string ContentType, EntityTagHeaderValue ETag, bool IsPage)
+    private sealed record Asset(EmbeddedFile File, bool IsPage)
     {
-        public static Asset Load(string file, string contentType)
-        {
-            using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream($"console/{file}")
-                ?? throw new InvalidOperationException($"The gateway was built without its web console (console/{file}).");
-            using var copy = new MemoryStream();
-            stream.CopyTo(copy);
-            var content = copy.ToArray();
-            var etag = new EntityTagHeaderValue($"\"{Convert.ToHexStringLower(SHA256.HashData(content))[..16]}\"");
-            return new Asset(content, contentType, etag, file.EndsWith(".html", StringComparison.Ordinal));
-        }
+        // The page is revalidated on every load, so a new gateway version's page is never mixed with old files; its
+        // script and style are revalidated after five minutes, as /sdk/push.js is.
+        private static readonly CacheControlHeaderValue PageCaching = new() { NoCache = true };
+        private static readonly CacheControlHeaderValue FileCaching = new() { Private = true, MaxAge = TimeSpan.FromMinutes(5) };
+
+        public static Asset Load(string file, string contentType) =>
+            new(EmbeddedFile.Load($"console/{file}", contentType), file.EndsWith(".html", StringComparison.Ordinal));
 
         public IResult Serve(HttpContext context)
         {
-            var response = context.Response;
-            var headers = response.GetTypedHeaders();
-            headers.ETag = ETag;
-
-            // The page is revalidated on every load, so a new gateway version's page is never mixed with old files;
-            // its script and style are revalidated after five minutes, as /sdk/push.js is.
-            headers.CacheControl = IsPage
-                ? new CacheControlHeaderValue { NoCache = true }
-                : new CacheControlHeaderValue { Private = true, MaxAge = TimeSpan.FromMinutes(5) };
-            response.Headers.XContentTypeOptions = "nosniff";
             if (IsPage)
             {
                 // The Host header goes into the policy only where it is a plain host name and port.
@@ -80,15 +66,13 @@ internal static class ConsoleEndpoints
                 var sockets = host.Length > 0 && host.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or ':' or '[' or ']')
                     ? $" ws://{host} wss://{host}"
                     : "";
+                var response = context.Response;
                 response.Headers.ContentSecurityPolicy = Policy(sockets);
                 response.Headers.XFrameOptions = "DENY";
                 response.Headers["Referrer-Policy"] = "no-referrer";
             }
 
-            var ifNoneMatch = context.Request.GetTypedHeaders().IfNoneMatch;
-            return ifNoneMatch.Any(tag => tag.Compare(ETag, useStrongComparison: false))
-                ? Results.StatusCode(StatusCodes.Status304NotModified)
-                : Results.Bytes(Content, ContentType);
+            return File.Serve(context, IsPage ? PageCaching : FileCaching);
         }
     }
 }
