@@ -124,6 +124,31 @@ public sealed class GatewayHost : IAsyncDisposable
         return JsonDocument.Parse(body).RootElement.Clone();
     }
 
+    /// <summary>
+    /// The current value of one of this host's observable counters, read from its own meter. Not from <c>/metrics</c>:
+    /// OpenTelemetry's meter provider listens to every meter of its name in the process, so with other hosts running
+    /// in parallel the exporter's series for an observed counter is whichever host's callback ran last.
+    /// </summary>
+    public long ObservedCounter(string name)
+    {
+        var factory = Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+        long total = 0;
+        using var listener = new System.Diagnostics.Metrics.MeterListener
+        {
+            InstrumentPublished = (instrument, listener) =>
+            {
+                if (ReferenceEquals(instrument.Meter.Scope, factory) && instrument.Name == name)
+                {
+                    listener.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, _, _) => total += value);
+        listener.Start();
+        listener.RecordObservableInstruments();
+        return total;
+    }
+
     public async ValueTask DisposeAsync()
     {
         Http.Dispose();
