@@ -132,6 +132,18 @@ public abstract class WebSocketTransportTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AfterTheCloseHandshake_TheServerEndsTheTcpConnection()
+    {
+        // On the direct path over the lean transport the connection is no longer Kestrel's once answered: the gateway
+        // closes the socket itself when the session ends, or it would stay open with nobody reading it.
+        await using var socket = await OpenAsync();
+        await socket.SendAsync(RawWebSocket.Frame(0x3, "{}"u8));
+        Assert.Equal(1002, await socket.ReceiveCloseCodeAsync());
+        await socket.SendAsync(RawWebSocket.Frame(0x8, [0x03, 0xEA]));
+        Assert.Null(await socket.ReceiveAsync());
+    }
+
+    [Fact]
     public async Task NewMessageInsideAFragmentedOne_Closes1002()
     {
         await using var socket = await OpenAsync();

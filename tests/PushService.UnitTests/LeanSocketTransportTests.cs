@@ -245,6 +245,43 @@ public sealed class LeanSocketTransportTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ADetachedConnection_OutlivesKestrelsDispose_DropsKestrelsFeatures_AndClosesWhenItsOwnerSays()
+    {
+        IFeatureCollection features = _server.Features;
+        features.Set<ITlsConnectionFeature>(new TestTlsFeature());
+        _server.Items["kestrel"] = new object();
+
+        Assert.True(_server.Detach());
+        Assert.False(_server.Detach());
+        Assert.Null(features.Get<ITlsConnectionFeature>());
+        Assert.Empty(_server.Items);
+        Assert.Same(_server.Transport, features.Get<IConnectionTransportFeature>()!.Transport);
+
+        // Kestrel disposes its connection when its middleware returns: a detached one goes on both ways.
+        await _server.DisposeAsync();
+        await _client.SendAsync("ping"u8.ToArray());
+        Assert.Equal("ping", await ReadTextAsync(4));
+        Output.Write("pong"u8);
+        await Output.FlushAsync();
+        Assert.Equal("pong"u8.ToArray(), await LoopbackBytes.ReceiveExactlyAsync(_client, 4).WaitAsync(Patience));
+
+        // Its owner closes it: the peer gets what was sent, then the end.
+        Output.Write("last"u8);
+        await Output.FlushAsync();
+        _server.CloseDetached();
+        Assert.Equal("last", System.Text.Encoding.ASCII.GetString(await ReceiveToEndAsync(_client).WaitAsync(Patience)));
+        Assert.False(_server.HoldsBuffers);
+    }
+
+    [Fact]
+    public void AConnectionWhoseTransportIsWrapped_StaysKestrels()
+    {
+        // As Kestrel's TLS middleware does: the connection's transport is then a stream over this one.
+        _server.Transport = new WrappedPipe(new Pipe().Reader, new Pipe().Writer);
+        Assert.False(_server.Detach());
+    }
+
+    [Fact]
     public void TheFactory_TakesTcpEndpointsOnly_LeavingTheRestToKestrelsTransport()
     {
         var factory = new LeanSocketTransportFactory(NullLogger<LeanSocketListener>.Instance);
@@ -301,6 +338,8 @@ public sealed class LeanSocketTransportTests : IAsyncLifetime
             all.Advance(n);
         }
     }
+
+    private sealed record WrappedPipe(PipeReader Input, PipeWriter Output) : IDuplexPipe;
 
     private sealed class TestTlsFeature : ITlsConnectionFeature
     {

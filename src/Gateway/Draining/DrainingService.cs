@@ -80,6 +80,7 @@ internal sealed partial class DrainingService : IHostedLifecycleService
         }
 
         AbortAll();
+        await LeftAsync(cancellationToken);
     }
 
     public Task StopAsync(CancellationToken cancellationToken)
@@ -135,6 +136,27 @@ internal sealed partial class DrainingService : IHostedLifecycleService
         foreach (var connection in _connections.Sessions)
         {
             connection.RequestClose(Disconnect.GoingAway);
+        }
+    }
+
+    /// <summary>
+    /// Waits, a close timeout at most, for aborted connections to leave their channels and the node: they do so on
+    /// their own threads, and WebSockets on the direct path run outside Kestrel's connection tracking, so nothing else
+    /// keeps the host from stopping the broker under them.
+    /// </summary>
+    private async Task LeftAsync(CancellationToken cancellationToken)
+    {
+        var deadline = _time.GetUtcNow() + _closeTimeout;
+        try
+        {
+            while (_connections.Count > 0 && _time.GetUtcNow() < deadline)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(20), _time, cancellationToken);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The host's shutdown timeout: it stops now.
         }
     }
 

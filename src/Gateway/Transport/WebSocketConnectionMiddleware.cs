@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
+using PushService.Gateway.Transport.Sockets;
 
 namespace PushService.Gateway.Transport;
 
@@ -10,7 +11,8 @@ namespace PushService.Gateway.Transport;
 /// its whole per-request state alive for the socket's lifetime (the HTTP connection, request and response headers, the
 /// HTTP context, the middleware chain's state machines, an activity, the upgrade stream): most of an idle connection's
 /// memory, and a layer every push would be written through. Here a connection is Kestrel's transport plus the gateway's
-/// own state. Everything else (other requests, upgrades that must be refused, anything not parsed with certainty) is
+/// own state; on the gateway's own transport, once answered, not even Kestrel's connection (<see cref="LeanSocketConnection.Detach"/>).
+/// Everything else (other requests, upgrades that must be refused, anything not parsed with certainty) is
 /// handed on untouched to the HTTP pipeline, whose <c>/ws</c> endpoint answers with the same rules.
 /// </summary>
 internal sealed partial class WebSocketConnectionMiddleware
@@ -40,13 +42,37 @@ internal sealed partial class WebSocketConnectionMiddleware
             return;
         }
 
+        var response = request.SwitchingProtocolsResponse(_endpoint.SubProtocolFor(request));
+        if (connection is LeanSocketConnection lean && lean.Detach())
+        {
+            // The WebSocket runs on without Kestrel's connection: this middleware returns, and with it Kestrel's frames
+            // and bookkeeping go. Not in this frame's execution context either, whose logging scopes are Kestrel's.
+            using (ExecutionContext.SuppressFlow())
+            {
+                _ = RunAsync(lean, response, detached: true);
+            }
+
+            return;
+        }
+
+        await RunAsync(connection, response, detached: false);
+    }
+
+    /// <summary>
+    /// Answers the upgrade with <paramref name="response"/>, then opens, runs and closes the session here rather than in
+    /// a method of the endpoint awaited from here: an idle connection then holds one suspended frame here and the
+    /// transport's receive loop, not three. A <paramref name="detached"/> connection is closed here too, as Kestrel
+    /// closes its own.
+    /// </summary>
+    private async Task RunAsync(ConnectionContext connection, byte[]? response, bool detached)
+    {
         IWebSocketSession? session = null;
         try
         {
-            await connection.Transport.Output.WriteAsync(request.SwitchingProtocolsResponse(_endpoint.SubProtocolFor(request)));
+            await connection.Transport.Output.WriteAsync(response);
 
-            // Open, run and close here rather than in a method of the endpoint awaited from here: an idle connection
-            // then holds one suspended frame here and the transport's receive loop, not three.
+            // The frame lives as long as the connection: it keeps nothing it no longer needs.
+            response = null;
             session = _endpoint.Open(connection.Transport, AbortConnection, connection);
             await session.Transport.RunAsync(session);
         }
@@ -54,14 +80,28 @@ internal sealed partial class WebSocketConnectionMiddleware
         {
             Log.Ended(_logger, connection.ConnectionId, ex.Message);
         }
+        catch (Exception ex) when (detached)
+        {
+            // Kestrel logs what escapes a connection it runs; nobody awaits a detached one.
+            Log.Failed(_logger, connection.ConnectionId, ex);
+        }
         finally
         {
-            if (session is not null)
+            try
             {
-                await _endpoint.CloseAsync(session);
+                if (session is not null)
+                {
+                    await _endpoint.CloseAsync(session);
+                }
             }
-
-            _endpoint.Release();
+            finally
+            {
+                _endpoint.Release();
+                if (detached)
+                {
+                    ((LeanSocketConnection)connection).CloseDetached();
+                }
+            }
         }
     }
 
@@ -112,5 +152,8 @@ internal sealed partial class WebSocketConnectionMiddleware
     {
         [LoggerMessage(510, LogLevel.Debug, "WebSocket connection {ConnectionId} ended: {Message}")]
         public static partial void Ended(ILogger logger, string connectionId, string message);
+
+        [LoggerMessage(511, LogLevel.Error, "WebSocket connection {ConnectionId} failed")]
+        public static partial void Failed(ILogger logger, string connectionId, Exception exception);
     }
 }

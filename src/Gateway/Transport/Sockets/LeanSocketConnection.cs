@@ -30,6 +30,7 @@ internal sealed class LeanSocketConnection : ConnectionContext, IDuplexPipe, IFe
     private CancellationTokenSource? _closed;
     private int _closedFired;
     private int _shutDown;
+    private int _detached;
     private ConnectionAbortedException? _abortReason;
     private KeyValuePair<Type, object?>[]? _extraFeatures;
     private int _extraCount;
@@ -120,14 +121,51 @@ internal sealed class LeanSocketConnection : ConnectionContext, IDuplexPipe, IFe
         OnInputEnded();
     }
 
-    /// <summary>After the connection's middleware is done: sends what the kernel takes now, closes, gives the buffers back.</summary>
+    /// <summary>
+    /// After the connection's middleware is done: sends what the kernel takes now, closes, gives the buffers back. Not
+    /// for a connection <see cref="Detach"/>ed: whoever took it closes it with <see cref="CloseDetached"/>.
+    /// </summary>
     public override ValueTask DisposeAsync()
+    {
+        if (Volatile.Read(ref _detached) == 0)
+        {
+            Close();
+        }
+
+        return base.DisposeAsync();
+    }
+
+    /// <summary>
+    /// Takes the connection away from Kestrel, which then forgets it once its middleware returns (its dispose closes
+    /// nothing): the caller runs it on and closes it with <see cref="CloseDetached"/>. Kestrel's bookkeeping of a
+    /// connection (its dispatcher's state, manager entries, metrics context, logging scopes, the features it set here)
+    /// is a quarter of an idle WebSocket's memory and does nothing for one. False where the transport is not this
+    /// object's own (TLS or another middleware wraps it): that connection stays Kestrel's.
+    /// </summary>
+    public bool Detach()
+    {
+        if (!ReferenceEquals(_transport, this) || Interlocked.Exchange(ref _detached, 1) != 0)
+        {
+            return false;
+        }
+
+        // Kestrel's features refer to its connection objects; a detached connection must not keep those alive.
+        _extraFeatures = null;
+        _extraCount = 0;
+        _items = null;
+        _revision++;
+        return true;
+    }
+
+    /// <summary>Closes a <see cref="Detach"/>ed connection, as <see cref="DisposeAsync"/> closes one of Kestrel's.</summary>
+    public void CloseDetached() => Close();
+
+    private void Close()
     {
         _output.Dispose();
         Shutdown();
         _input.Dispose();
         OnInputEnded();
-        return base.DisposeAsync();
     }
 
     /// <summary>The input ended or the connection closed: <see cref="ConnectionClosed"/> fires, off the caller's thread.</summary>
