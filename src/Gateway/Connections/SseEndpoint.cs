@@ -73,7 +73,7 @@ internal sealed partial class SseEndpoint
         if (origin.Length == 0 || !OriginPolicy.IsAllowed(origin, context.Request.Host.Value, _options.WebSocket))
         {
             _metrics.Rejected(RejectionReasons.Origin, fromApi: false);
-            await Problem(context, StatusCodes.Status403Forbidden, "Origin not allowed", "The Origin of this request is not in PushService:WebSocket:AllowedOrigins.");
+            await ApiProblems.OriginNotAllowed().ExecuteAsync(context);
             return;
         }
 
@@ -93,7 +93,7 @@ internal sealed partial class SseEndpoint
         if (!OriginPolicy.IsAllowed(origin, request.Host.Value, _options.WebSocket))
         {
             _metrics.Rejected(RejectionReasons.Origin, fromApi: false);
-            await Problem(context, StatusCodes.Status403Forbidden, "Origin not allowed", "The Origin of this request is not in PushService:WebSocket:AllowedOrigins.");
+            await ApiProblems.OriginNotAllowed().ExecuteAsync(context);
             return;
         }
 
@@ -107,8 +107,7 @@ internal sealed partial class SseEndpoint
 
         if (_drain.IsDraining)
         {
-            await ApiProblems.RetryLater(StatusCodes.Status503ServiceUnavailable, "Node is draining", TimeSpan.FromSeconds(1),
-                "This node is shutting down; connect to another node.").ExecuteAsync(context);
+            await ApiProblems.Draining().ExecuteAsync(context);
             return;
         }
 
@@ -156,8 +155,7 @@ internal sealed partial class SseEndpoint
         if (_options.Limits.MaxConnections > 0 && _connections.Count >= _options.Limits.MaxConnections)
         {
             _metrics.Rejected(RejectionReasons.Limit, fromApi: false);
-            await ApiProblems.RetryLater(StatusCodes.Status503ServiceUnavailable, "Node is full", TimeSpan.FromSeconds(5),
-                "This node holds PushService:Limits:MaxConnections connections; connect to another node.").ExecuteAsync(context);
+            await ApiProblems.NodeFull().ExecuteAsync(context);
             return;
         }
 

@@ -125,16 +125,14 @@ internal sealed partial class WebSocketEndpoint : IWebSocketAcceptor, IDisposabl
 
         if (_drain.IsDraining)
         {
-            await ApiProblems.RetryLater(StatusCodes.Status503ServiceUnavailable, "Node is draining", TimeSpan.FromSeconds(1),
-                "This node is shutting down; connect to another node.").ExecuteAsync(context);
+            await ApiProblems.Draining().ExecuteAsync(context);
             return;
         }
 
         if (!TryReserve())
         {
             _metrics.Rejected(RejectionReasons.Limit, fromApi: false);
-            await ApiProblems.RetryLater(StatusCodes.Status503ServiceUnavailable, "Node is full", TimeSpan.FromSeconds(5),
-                "This node holds PushService:Limits:MaxConnections connections; connect to another node.").ExecuteAsync(context);
+            await ApiProblems.NodeFull().ExecuteAsync(context);
             return;
         }
 
@@ -144,8 +142,7 @@ internal sealed partial class WebSocketEndpoint : IWebSocketAcceptor, IDisposabl
             {
                 Log.OriginRejected(_logger, request.Origin ?? "");
                 _metrics.Rejected(RejectionReasons.Origin, fromApi: false);
-                await Results.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Origin not allowed",
-                    detail: "The Origin of this request is not in PushService:WebSocket:AllowedOrigins.").ExecuteAsync(context);
+                await ApiProblems.OriginNotAllowed().ExecuteAsync(context);
                 return;
             }
 

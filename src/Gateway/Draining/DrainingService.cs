@@ -67,11 +67,7 @@ internal sealed partial class DrainingService : IHostedLifecycleService
                 CloseAll();
             }
 
-            var deadline = _time.GetUtcNow() + _closeTimeout;
-            while (_connections.Count > 0 && _time.GetUtcNow() < deadline)
-            {
-                await Task.Delay(TimeSpan.FromMilliseconds(50), _time, cancellationToken);
-            }
+            await UntilGoneAsync(cancellationToken);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -80,7 +76,16 @@ internal sealed partial class DrainingService : IHostedLifecycleService
         }
 
         AbortAll();
-        await LeftAsync(cancellationToken);
+        try
+        {
+            // Aborted connections leave their channels and the node on their own threads, and WebSockets on the direct
+            // path run outside Kestrel's connection tracking: nothing else keeps the host from stopping the broker under them.
+            await UntilGoneAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The host's shutdown timeout: it stops now.
+        }
     }
 
     public Task StopAsync(CancellationToken cancellationToken)
@@ -139,24 +144,13 @@ internal sealed partial class DrainingService : IHostedLifecycleService
         }
     }
 
-    /// <summary>
-    /// Waits, a close timeout at most, for aborted connections to leave their channels and the node: they do so on
-    /// their own threads, and WebSockets on the direct path run outside Kestrel's connection tracking, so nothing else
-    /// keeps the host from stopping the broker under them.
-    /// </summary>
-    private async Task LeftAsync(CancellationToken cancellationToken)
+    /// <summary>Waits until every connection has left the node, a close timeout at most.</summary>
+    private async Task UntilGoneAsync(CancellationToken cancellationToken)
     {
         var deadline = _time.GetUtcNow() + _closeTimeout;
-        try
+        while (_connections.Count > 0 && _time.GetUtcNow() < deadline)
         {
-            while (_connections.Count > 0 && _time.GetUtcNow() < deadline)
-            {
-                await Task.Delay(TimeSpan.FromMilliseconds(20), _time, cancellationToken);
-            }
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            // The host's shutdown timeout: it stops now.
+            await Task.Delay(TimeSpan.FromMilliseconds(50), _time, cancellationToken);
         }
     }
 

@@ -21,6 +21,19 @@ internal static class ApiProblems
     public static IResult RetryLater(int status, string title, TimeSpan retryAfter, string detail) =>
         new RetryAfterResult(Problem(status, title, detail), retryAfter);
 
+    /// <summary>A node that is shutting down refuses new connections (a WebSocket upgrade, an event stream).</summary>
+    public static IResult Draining() =>
+        RetryLater(StatusCodes.Status503ServiceUnavailable, "Node is draining", TimeSpan.FromSeconds(1), "This node is shutting down; connect to another node.");
+
+    /// <summary>A node at <c>Limits:MaxConnections</c> refuses new connections.</summary>
+    public static IResult NodeFull() =>
+        RetryLater(StatusCodes.Status503ServiceUnavailable, "Node is full", TimeSpan.FromSeconds(5),
+            "This node holds PushService:Limits:MaxConnections connections; connect to another node.");
+
+    /// <summary>A browser page whose origin is not allowed to connect.</summary>
+    public static IResult OriginNotAllowed() =>
+        Problem(StatusCodes.Status403Forbidden, "Origin not allowed", "The Origin of this request is not in PushService:WebSocket:AllowedOrigins.");
+
     public static IResult Unauthorized(string detail) => Problem(StatusCodes.Status401Unauthorized, "Unauthorized", detail);
 
     public static IResult Forbidden(string detail) => Problem(StatusCodes.Status403Forbidden, "Forbidden", detail);
