@@ -214,6 +214,38 @@ public sealed class ServerSentEventsTests
     }
 
     [Fact]
+    public async Task StreamsAndWebSockets_ShareTheNodesPlaces()
+    {
+        await using var host = GatewayHost.Start(new Dictionary<string, string?> { ["PushService:Limits:MaxConnections"] = "2" });
+        await using var socket = await host.ConnectAsync();
+        var stream = await SseReader.OpenAsync(host.Http, "/sse?channel=a");
+        await stream.NextAsync("subscribed", 1);
+
+        // The node is full either way: a third stream and a third WebSocket are both refused before they start.
+        await using (var third = await SseReader.OpenAsync(host.Http, "/sse?channel=a"))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, third.Response.StatusCode);
+        }
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, await UpgradeStatusAsync(host));
+
+        // A stream that ends gives its place back: a WebSocket takes it.
+        await stream.DisposeAsync();
+        await UntilAsync(async () => (await host.GetJsonAsync("/api/v1/info")).GetProperty("nodes")[0].GetProperty("connections").GetInt32() == 1,
+            () => "the stream still counted after it ended");
+        await using var second = await host.ConnectAsync();
+        Assert.Equal("{}", (await second.ResultAsync(new { op = "ping" })).GetRawText());
+    }
+
+    private static async Task<HttpStatusCode?> UpgradeStatusAsync(GatewayHost host)
+    {
+        using var refused = new System.Net.WebSockets.ClientWebSocket();
+        refused.Options.CollectHttpResponseDetails = true;
+        await Assert.ThrowsAsync<System.Net.WebSockets.WebSocketException>(() => refused.ConnectAsync(host.WebSocketUri, CancellationToken.None));
+        return refused.HttpStatusCode;
+    }
+
+    [Fact]
     public async Task AStreamThatFallsBehind_EndsAsASlowConsumer_AndTheOthersGoOn()
     {
         await using var host = GatewayHost.Start(new Dictionary<string, string?>

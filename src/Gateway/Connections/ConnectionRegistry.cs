@@ -8,12 +8,14 @@ namespace PushService.Gateway.Connections;
 /// <summary>
 /// This node's open connections, WebSockets and event streams: registered while they run, walked by the heartbeat (the
 /// WebSockets only: streams answer no pings), the drain and the node's gauges, and closed by user for the REST API's
-/// disconnect. Each user's count for the per-user limit is here too.
+/// disconnect. The node's places (<c>Limits:MaxConnections</c>, shared by both kinds) and each user's count for the
+/// per-user limit are here too.
 /// </summary>
 public sealed class ConnectionRegistry
 {
     private readonly ConcurrentDictionary<string, ClientConnection> _connections = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, SseSession> _streams = new(StringComparer.Ordinal);
+    private int _places;
 
     /// <summary>Creates the registry and its gauges of the connections' outbound queues on <paramref name="metrics"/>' meter.</summary>
     public ConnectionRegistry(PushMetrics metrics)
@@ -29,6 +31,26 @@ public sealed class ConnectionRegistry
 
     /// <summary>Open connections on this node, WebSockets and event streams.</summary>
     public int Count => _connections.Count + _streams.Count;
+
+    /// <summary>
+    /// Takes one of the node's <paramref name="max"/> places (0: no limit) for a connection being admitted, WebSocket or
+    /// event stream; false, holding nothing, when the node is full. The place is taken before the check, so a storm of
+    /// simultaneous connects cannot overshoot the limit. <see cref="ReleasePlace"/> gives it back when the connection ends.
+    /// </summary>
+    internal bool TryTakePlace(int max)
+    {
+        var taken = Interlocked.Increment(ref _places);
+        if (max <= 0 || taken <= max)
+        {
+            return true;
+        }
+
+        ReleasePlace();
+        return false;
+    }
+
+    /// <summary>Gives back a place taken by <see cref="TryTakePlace"/>.</summary>
+    internal void ReleasePlace() => Interlocked.Decrement(ref _places);
 
     /// <summary>Each user's connections on this node, for the per-user limit.</summary>
     internal UserSlots Users { get; } = new();

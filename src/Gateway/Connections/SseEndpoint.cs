@@ -151,23 +151,30 @@ internal sealed partial class SseEndpoint
             namespaces.Add(ns!);
         }
 
-        // Streams and WebSockets share the node's limit; a burst may overshoot it by the streams opening at that moment.
-        if (_options.Limits.MaxConnections > 0 && _connections.Count >= _options.Limits.MaxConnections)
+        // Streams and WebSockets share the node's places.
+        if (!_connections.TryTakePlace(_options.Limits.MaxConnections))
         {
             _metrics.Rejected(RejectionReasons.Limit, fromApi: false);
             await ApiProblems.NodeFull().ExecuteAsync(context);
             return;
         }
 
-        if (user.Length > 0 && !_connections.Users.TryTake(user, _options.Limits.MaxConnectionsPerUser))
+        try
         {
-            _metrics.Rejected(RejectionReasons.Limit, fromApi: false);
-            await Problem(context, StatusCodes.Status403Forbidden, "Too many connections",
-                $"User has {_options.Limits.MaxConnectionsPerUser} connections on this node already (PushService:Limits:MaxConnectionsPerUser).");
-            return;
-        }
+            if (user.Length > 0 && !_connections.Users.TryTake(user, _options.Limits.MaxConnectionsPerUser))
+            {
+                _metrics.Rejected(RejectionReasons.Limit, fromApi: false);
+                await Problem(context, StatusCodes.Status403Forbidden, "Too many connections",
+                    $"User has {_options.Limits.MaxConnectionsPerUser} connections on this node already (PushService:Limits:MaxConnectionsPerUser).");
+                return;
+            }
 
-        await StreamAsync(context, user, channels, namespaces);
+            await StreamAsync(context, user, channels, namespaces);
+        }
+        finally
+        {
+            _connections.ReleasePlace();
+        }
     }
 
     private async Task StreamAsync(HttpContext context, string user, List<string> channels, List<NamespaceOptions> namespaces)

@@ -40,7 +40,6 @@ internal sealed partial class WebSocketEndpoint : IWebSocketAcceptor, IDisposabl
     private readonly PartitionedRateLimiter<IPAddress?>? _attempts;
     private readonly ILogger<ClientConnection> _connectionLogger;
     private readonly ILogger<WebSocketEndpoint> _logger;
-    private int _admitted;
 
     public WebSocketEndpoint(LocalHub hub, ConnectionRegistry connections, SendScheduler sendScheduler, CommandHandler handler, DrainState drain, PushMetrics metrics, TimeProvider time,
         IOptions<PushServiceOptions> options, ILogger<ClientConnection> connectionLogger, ILogger<WebSocketEndpoint> logger)
@@ -208,21 +207,8 @@ internal sealed partial class WebSocketEndpoint : IWebSocketAcceptor, IDisposabl
 
     ValueTask IWebSocketAcceptor.CloseAsync(IWebSocketSession session) => CloseAsync((ClientConnection)session);
 
-    /// <summary>
-    /// Takes a place; false (holding nothing) when the node is full. The place is taken before the check, so a storm of
-    /// simultaneous upgrades cannot overshoot the limit.
-    /// </summary>
-    private bool TryReserve()
-    {
-        var admitted = Interlocked.Increment(ref _admitted);
-        if (_options.Limits.MaxConnections <= 0 || admitted <= _options.Limits.MaxConnections)
-        {
-            return true;
-        }
-
-        Release();
-        return false;
-    }
+    /// <summary>Takes one of the node's places, which WebSockets and event streams share; false when the node is full.</summary>
+    private bool TryReserve() => _connections.TryTakePlace(_options.Limits.MaxConnections);
 
     /// <summary>The subprotocol to answer with: contract v1's when the client asked for it, else none.</summary>
     public static string? SubProtocolFor(UpgradeRequest request) => request.Requests(SubProtocol) ? SubProtocol : null;
@@ -230,7 +216,7 @@ internal sealed partial class WebSocketEndpoint : IWebSocketAcceptor, IDisposabl
     string? IWebSocketAcceptor.SubProtocolFor(UpgradeRequest request) => SubProtocolFor(request);
 
     /// <summary>Gives back a place taken by <see cref="TryReserve"/> or <see cref="TryAdmit"/>.</summary>
-    public void Release() => Interlocked.Decrement(ref _admitted);
+    public void Release() => _connections.ReleasePlace();
 
     public void Dispose() => _attempts?.Dispose();
 
