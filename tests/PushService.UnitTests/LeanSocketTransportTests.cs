@@ -13,9 +13,10 @@ namespace PushService.UnitTests;
 /// <summary>
 /// The lean transport on real loopback sockets: what Kestrel's HTTP layer and the gateway's WebSocket connections rely
 /// on from a transport (ordered bytes both ways, backpressure, the pipe reader's examined and cancel semantics, the end of
-/// the input, aborts), and that an idle connection holds no buffer.
+/// the input, aborts), and that an idle connection holds no buffer. Run with the inputs' waits in a
+/// <see cref="ReadinessPoller"/> (as on Linux) and through the runtime (as elsewhere).
 /// </summary>
-public sealed class LeanSocketTransportTests : IAsyncLifetime
+public abstract class LeanSocketTransportTests : IAsyncLifetime
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
 
@@ -27,9 +28,16 @@ public sealed class LeanSocketTransportTests : IAsyncLifetime
 
     private PipeWriter Output => _server.Transport.Output;
 
+    /// <summary>Where the server's input waits; null for the runtime's zero-byte receives.</summary>
+    private protected abstract ReadinessPoller? Poller { get; }
+
+    private protected LeanSocketConnection Server => _server;
+
+    private protected Socket Client => _client;
+
     public async Task InitializeAsync()
     {
-        var factory = new LeanSocketTransportFactory(NullLogger<LeanSocketListener>.Instance);
+        var factory = new LeanSocketTransportFactory(NullLogger<LeanSocketListener>.Instance, Poller);
         _listener = await factory.BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
         _client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         var accept = _listener.AcceptAsync();

@@ -232,7 +232,7 @@ internal sealed partial class CommandHandler
             return error;
         }
 
-        if (connection.Subscriptions.ContainsKey(channel))
+        if (connection.Subscriptions.Contains(channel))
         {
             return Error(command, ErrorCodes.AlreadySubscribed, $"Already subscribed to '{channel}'.");
         }
@@ -324,7 +324,7 @@ internal sealed partial class CommandHandler
             return Error(command, ErrorCodes.PermissionDenied, "Clients may not read history in this channel's namespace.");
         }
 
-        if (ns.RequireSubscriptionToken && !connection.Subscriptions.ContainsKey(channel))
+        if (ns.RequireSubscriptionToken && !connection.Subscriptions.Contains(channel))
         {
             return Error(command, ErrorCodes.PermissionDenied, "This namespace serves history only to subscribers of the channel.");
         }
@@ -351,7 +351,7 @@ internal sealed partial class CommandHandler
             return Error(command, ErrorCodes.PermissionDenied, "Presence is not enabled for clients in this channel's namespace.");
         }
 
-        if (ns.RequireSubscriptionToken && !connection.Subscriptions.ContainsKey(channel))
+        if (ns.RequireSubscriptionToken && !connection.Subscriptions.Contains(channel))
         {
             return Error(command, ErrorCodes.PermissionDenied, "This namespace serves presence only to subscribers of the channel.");
         }

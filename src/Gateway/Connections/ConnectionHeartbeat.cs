@@ -109,7 +109,7 @@ internal sealed class ConnectionHeartbeat : BackgroundService
 
     private void ExpireSubscriptions(ClientConnection connection, long now)
     {
-        foreach (var (_, subscription) in connection.Subscriptions)
+        foreach (var subscription in connection.Subscriptions.Snapshot())
         {
             if (subscription.ExpiresAtTicks != 0 && now > subscription.ExpiresAtTicks)
             {

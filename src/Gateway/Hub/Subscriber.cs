@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-
 namespace PushService.Gateway.Hub;
 
 /// <summary>
@@ -22,12 +20,11 @@ internal abstract class Subscriber(string id)
     public string UserId { get; protected set; } = "";
 
     /// <summary>The subscriptions by channel; changed by <see cref="SubscriptionLifecycle"/> only.</summary>
-    /// <remarks>Sized for the usual handful: the default capacity costs 300 bytes per connection before any subscription.</remarks>
-    public ConcurrentDictionary<string, Subscription> Subscriptions { get; } = new(concurrencyLevel: 1, capacity: 3, StringComparer.Ordinal);
+    public SubscriptionSet Subscriptions { get; } = new();
 
     /// <summary>
     /// True once a subscription with an expiring token was added: only then does the heartbeat walk the subscriptions
-    /// (walking a <see cref="ConcurrentDictionary{TKey, TValue}"/> allocates, every second, for every connection).
+    /// (walking them copies them, every second, for every connection).
     /// </summary>
     public bool HasExpiringSubscriptions
     {

@@ -31,7 +31,7 @@ internal sealed class SubscriptionLifecycle
         NamespaceOptions ns, StreamPosition? since, long expiresAtTicks)
     {
         var subscription = new Subscription(connection, channel) { Namespace = ns, ExpiresAtTicks = expiresAtTicks };
-        connection.Subscriptions[channel] = subscription;
+        connection.Subscriptions.Set(subscription);
         if (expiresAtTicks != 0)
         {
             connection.HasExpiringSubscriptions = true;
@@ -50,7 +50,7 @@ internal sealed class SubscriptionLifecycle
         }
         catch
         {
-            connection.Subscriptions.TryRemove(new KeyValuePair<string, Subscription>(channel, subscription));
+            connection.Subscriptions.TryRemove(subscription);
             await _hub.RemoveAsync(subscription);
             throw;
         }
@@ -81,7 +81,7 @@ internal sealed class SubscriptionLifecycle
     /// </summary>
     public void EndByServer(Subscription subscription, byte[] push)
     {
-        if (subscription.Connection.Subscriptions.TryRemove(new KeyValuePair<string, Subscription>(subscription.Channel, subscription)))
+        if (subscription.Connection.Subscriptions.TryRemove(subscription))
         {
             subscription.Connection.Outbox.SendControl(push);
             _ = _hub.RemoveAsync(subscription).AsTask();
@@ -91,11 +91,9 @@ internal sealed class SubscriptionLifecycle
     /// <summary>Ends every subscription of a connection that closed.</summary>
     public async ValueTask EndAllAsync(Subscriber connection)
     {
-        foreach (var subscription in connection.Subscriptions.Values)
+        foreach (var subscription in connection.Subscriptions.TakeAll())
         {
             await _hub.RemoveAsync(subscription);
         }
-
-        connection.Subscriptions.Clear();
     }
 }

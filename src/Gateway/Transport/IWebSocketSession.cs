@@ -28,6 +28,17 @@ internal interface IWebSocketSession
     Task OnReceiveEnded(ReceiveEnd end, string? detail);
 }
 
+/// <summary>
+/// Told by <see cref="WebSocketTransport.RunAsync"/> when a run it was given has ended, to close what the run held. The
+/// frame that started the run can then return at once, where awaiting the run would keep it suspended beside the
+/// transport's own for the connection's whole life.
+/// </summary>
+internal interface IWebSocketRunOwner
+{
+    /// <summary>The run ended, with <paramref name="failure"/> when it ended by an exception.</summary>
+    ValueTask OnRunEndedAsync(IWebSocketSession session, Exception? failure);
+}
+
 /// <summary>Why a WebSocket's receive loop ended.</summary>
 internal enum ReceiveEnd
 {

@@ -49,22 +49,45 @@ internal sealed partial class WebSocketConnectionMiddleware
             // and bookkeeping go. Not in this frame's execution context either, whose logging scopes are Kestrel's.
             using (ExecutionContext.SuppressFlow())
             {
-                _ = RunAsync(lean, response, detached: true);
+                _ = StartDetachedAsync(lean, response);
             }
 
             return;
         }
 
-        await RunAsync(connection, response, detached: false);
+        await RunAsync(connection, response);
+    }
+
+    /// <summary>
+    /// Answers the upgrade of a <see cref="LeanSocketConnection.Detach"/>ed connection and starts its session, whose run
+    /// then goes on in the transport's frame alone (this one returns): its end closes the session and the connection
+    /// (<see cref="DetachedRun"/>). A frame here awaiting the run would stay suspended for the connection's whole life.
+    /// </summary>
+    private async Task StartDetachedAsync(LeanSocketConnection connection, byte[] response)
+    {
+        IWebSocketSession session;
+        try
+        {
+            await connection.Transport.Output.WriteAsync(response);
+            session = _endpoint.Open(connection.Transport, AbortConnection, connection);
+        }
+        catch (Exception ex)
+        {
+            EndedBy(connection, ex);
+            _endpoint.Release();
+            connection.CloseDetached();
+            return;
+        }
+
+        _ = session.Transport.RunAsync(session, new DetachedRun(this, connection));
     }
 
     /// <summary>
     /// Answers the upgrade with <paramref name="response"/>, then opens, runs and closes the session here rather than in
     /// a method of the endpoint awaited from here: an idle connection then holds one suspended frame here and the
-    /// transport's receive loop, not three. A <paramref name="detached"/> connection is closed here too, as Kestrel
-    /// closes its own.
+    /// transport's receive loop, not three.
     /// </summary>
-    private async Task RunAsync(ConnectionContext connection, byte[]? response, bool detached)
+    private async Task RunAsync(ConnectionContext connection, byte[]? response)
     {
         IWebSocketSession? session = null;
         try
@@ -80,11 +103,6 @@ internal sealed partial class WebSocketConnectionMiddleware
         {
             Log.Ended(_logger, connection.ConnectionId, ex.Message);
         }
-        catch (Exception ex) when (detached)
-        {
-            // Kestrel logs what escapes a connection it runs; nobody awaits a detached one.
-            Log.Failed(_logger, connection.ConnectionId, ex);
-        }
         finally
         {
             try
@@ -97,10 +115,41 @@ internal sealed partial class WebSocketConnectionMiddleware
             finally
             {
                 _endpoint.Release();
-                if (detached)
-                {
-                    ((LeanSocketConnection)connection).CloseDetached();
-                }
+            }
+        }
+    }
+
+    /// <summary>Logs how a detached connection's run ended: Kestrel logs what escapes a connection it runs, and nobody awaits a detached one.</summary>
+    private void EndedBy(LeanSocketConnection connection, Exception? failure)
+    {
+        if (failure is IOException or OperationCanceledException or InvalidOperationException)
+        {
+            Log.Ended(_logger, connection.ConnectionId, failure.Message);
+        }
+        else if (failure is not null)
+        {
+            Log.Failed(_logger, connection.ConnectionId, failure);
+        }
+    }
+
+    /// <summary>Closes a detached connection's session, its place and the connection itself when its run ends.</summary>
+    private sealed class DetachedRun(WebSocketConnectionMiddleware middleware, LeanSocketConnection connection) : IWebSocketRunOwner
+    {
+        public async ValueTask OnRunEndedAsync(IWebSocketSession session, Exception? failure)
+        {
+            middleware.EndedBy(connection, failure);
+            try
+            {
+                await middleware._endpoint.CloseAsync(session);
+            }
+            catch (Exception ex)
+            {
+                middleware.EndedBy(connection, ex);
+            }
+            finally
+            {
+                middleware._endpoint.Release();
+                connection.CloseDetached();
             }
         }
     }

@@ -44,91 +44,108 @@ internal sealed class WebSocketTransport : IPushTransport
     /// <remarks>
     /// The read takes no cancellation token: aborting the connection ends a pending read (the transport's input fails
     /// with the abort, or the upgraded request's stream ends), and a token would hold a registration per idle connection.
+    /// With an <paramref name="owner"/>, whatever ends the run (an exception included) goes to it, and the returned task
+    /// does not fail.
     /// </remarks>
-    public async Task RunAsync(IWebSocketSession session)
+    public async Task RunAsync(IWebSocketSession session, IWebSocketRunOwner? owner = null)
     {
-        var input = _pipe.Input;
-        var end = ReceiveEnd.NetworkEnded;
-        string? detail = null;
-        Task sent;
-        using var reader = new WebSocketReader(session.MaxMessageBytes);
+        // One try around the whole run rather than a receive method awaited here: that would be a second suspended
+        // frame per idle connection.
+        Exception? failure = null;
         try
         {
-            var done = false;
-            while (!done)
+            var input = _pipe.Input;
+            var end = ReceiveEnd.NetworkEnded;
+            string? detail = null;
+            Task sent;
+            using var reader = new WebSocketReader(session.MaxMessageBytes);
+            try
             {
-                // With no data the read holds no buffer (the lean transport, and Kestrel's, rent one only when data is
-                // there): idle connections cost no receive memory.
-                var result = await input.ReadAsync();
-                var buffer = result.Buffer;
-                try
+                var done = false;
+                while (!done)
                 {
-                    while (!done)
+                    // With no data the read holds no buffer (the lean transport, and Kestrel's, rent one only when data is
+                    // there): idle connections cost no receive memory.
+                    var result = await input.ReadAsync();
+                    var buffer = result.Buffer;
+                    try
                     {
-                        var read = reader.Read(ref buffer);
-                        if (read == WebSocketReadResult.NeedMoreData)
+                        while (!done)
                         {
-                            break;
-                        }
+                            var read = reader.Read(ref buffer);
+                            if (read == WebSocketReadResult.NeedMoreData)
+                            {
+                                break;
+                            }
 
-                        session.OnFrameReceived();
-                        switch (read)
-                        {
-                            case WebSocketReadResult.Ping:
-                                // Only the latest ping needs its pong (RFC 6455 section 5.5.3).
-                                Volatile.Write(ref _pendingPong, reader.ControlPayload.ToArray());
-                                session.OnPingReceived();
-                                break;
-                            case WebSocketReadResult.Close:
-                                ClientCloseCode = reader.ControlPayload.Length >= 2 ? BinaryPrimitives.ReadUInt16BigEndian(reader.ControlPayload) : 1005;
-                                CloseReceived = true;
-                                end = ReceiveEnd.ClientClosed;
-                                done = true;
-                                break;
-                            case WebSocketReadResult.ProtocolError:
-                                end = ReceiveEnd.ProtocolError;
-                                detail = reader.Error;
-                                done = true;
-                                break;
-                            case WebSocketReadResult.InvalidUtf8:
-                                end = ReceiveEnd.InvalidUtf8;
-                                done = true;
-                                break;
-                            case WebSocketReadResult.Message:
-                                try
-                                {
-                                    await session.OnMessageAsync(reader.MessageType, reader.Message, reader.MessageTooLarge);
-                                }
-                                finally
-                                {
-                                    reader.ReleaseMessage();
-                                }
+                            session.OnFrameReceived();
+                            switch (read)
+                            {
+                                case WebSocketReadResult.Ping:
+                                    // Only the latest ping needs its pong (RFC 6455 section 5.5.3).
+                                    Volatile.Write(ref _pendingPong, reader.ControlPayload.ToArray());
+                                    session.OnPingReceived();
+                                    break;
+                                case WebSocketReadResult.Close:
+                                    ClientCloseCode = reader.ControlPayload.Length >= 2 ? BinaryPrimitives.ReadUInt16BigEndian(reader.ControlPayload) : 1005;
+                                    CloseReceived = true;
+                                    end = ReceiveEnd.ClientClosed;
+                                    done = true;
+                                    break;
+                                case WebSocketReadResult.ProtocolError:
+                                    end = ReceiveEnd.ProtocolError;
+                                    detail = reader.Error;
+                                    done = true;
+                                    break;
+                                case WebSocketReadResult.InvalidUtf8:
+                                    end = ReceiveEnd.InvalidUtf8;
+                                    done = true;
+                                    break;
+                                case WebSocketReadResult.Message:
+                                    try
+                                    {
+                                        await session.OnMessageAsync(reader.MessageType, reader.Message, reader.MessageTooLarge);
+                                    }
+                                    finally
+                                    {
+                                        reader.ReleaseMessage();
+                                    }
 
-                                break;
+                                    break;
+                            }
                         }
                     }
-                }
-                finally
-                {
-                    input.AdvanceTo(buffer.Start, buffer.End);
-                }
+                    finally
+                    {
+                        input.AdvanceTo(buffer.Start, buffer.End);
+                    }
 
-                done |= result.IsCompleted || result.IsCanceled;
+                    done |= result.IsCompleted || result.IsCanceled;
+                }
             }
+            catch (Exception ex) when (ex is OperationCanceledException or IOException)
+            {
+                // The transport ended under the read: an abort (ConnectionAbortedException), a reset, or the peer gone.
+                end = ReceiveEnd.NetworkEnded;
+                detail = ex.Message;
+            }
+            finally
+            {
+                // Whatever ended the receive loop, sending must finish too: it answers a client's close, or just stops.
+                sent = session.OnReceiveEnded(end, detail);
+            }
+
+            await sent;
         }
-        catch (Exception ex) when (ex is OperationCanceledException or IOException)
+        catch (Exception ex) when (owner is not null)
         {
-            // The transport ended under the read: an abort (ConnectionAbortedException), a reset, or the peer gone.
-            end = ReceiveEnd.NetworkEnded;
-            detail = ex.Message;
-        }
-        finally
-        {
-            // Whatever ended the receive loop, sending must finish too: it answers a client's close, or just stops.
-            sent = session.OnReceiveEnded(end, detail);
+            failure = ex;
         }
 
-        await sent;
+        if (owner is not null)
+        {
+            await owner.OnRunEndedAsync(session, failure);
+        }
     }
 
     /// <inheritdoc />

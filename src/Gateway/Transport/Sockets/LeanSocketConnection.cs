@@ -36,10 +36,11 @@ internal sealed class LeanSocketConnection : ConnectionContext, IDuplexPipe, IFe
     private int _extraCount;
     private int _revision;
 
-    public LeanSocketConnection(Socket socket)
+    /// <summary>Over an accepted <paramref name="socket"/>, whose input waits through <paramref name="poller"/> (the runtime when null).</summary>
+    public LeanSocketConnection(Socket socket, ReadinessPoller? poller)
     {
         Socket = socket;
-        _input = new SocketInput(this);
+        _input = new SocketInput(this, poller);
         _output = new SocketOutput(this);
         _transport = this;
     }
@@ -153,6 +154,10 @@ internal sealed class LeanSocketConnection : ConnectionContext, IDuplexPipe, IFe
         _extraFeatures = null;
         _extraCount = 0;
         _items = null;
+
+        // Read at admission (per-IP limits); read again from the socket should anyone ask later.
+        _localEndPoint = null;
+        _remoteEndPoint = null;
         _revision++;
         return true;
     }
@@ -195,6 +200,7 @@ internal sealed class LeanSocketConnection : ConnectionContext, IDuplexPipe, IFe
         }
 
         Socket.Dispose();
+        _input.OnSocketClosed();
     }
 
     private EndPoint? TryEndPoint(Func<Socket, EndPoint?> read)

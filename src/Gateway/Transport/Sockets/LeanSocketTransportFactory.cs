@@ -18,8 +18,20 @@ internal sealed class LeanSocketTransportFactory : IConnectionListenerFactory, I
     private const int Backlog = 512;
 
     private readonly ILogger<LeanSocketListener> _logger;
+    private readonly ReadinessPoller? _poller;
 
-    public LeanSocketTransportFactory(ILogger<LeanSocketListener> logger) => _logger = logger;
+    /// <summary>Connections wait for input through the process's <see cref="ReadinessPoller"/> (the runtime where there is none).</summary>
+    public LeanSocketTransportFactory(ILogger<LeanSocketListener> logger)
+        : this(logger, ReadinessPoller.Shared)
+    {
+    }
+
+    /// <summary>Connections wait for input through <paramref name="poller"/>, or through the runtime when it is null.</summary>
+    internal LeanSocketTransportFactory(ILogger<LeanSocketListener> logger, ReadinessPoller? poller)
+    {
+        _logger = logger;
+        _poller = poller;
+    }
 
     public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint;
 
@@ -47,7 +59,7 @@ internal sealed class LeanSocketTransportFactory : IConnectionListenerFactory, I
             throw;
         }
 
-        return new ValueTask<IConnectionListener>(new LeanSocketListener(socket, socket.LocalEndPoint ?? endpoint, _logger));
+        return new ValueTask<IConnectionListener>(new LeanSocketListener(socket, socket.LocalEndPoint ?? endpoint, _poller, _logger));
     }
 }
 
@@ -57,11 +69,13 @@ internal sealed partial class LeanSocketListener : IConnectionListener
     private static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromMilliseconds(50);
 
     private readonly Socket _socket;
+    private readonly ReadinessPoller? _poller;
     private readonly ILogger _logger;
 
-    public LeanSocketListener(Socket socket, EndPoint endpoint, ILogger logger)
+    public LeanSocketListener(Socket socket, EndPoint endpoint, ReadinessPoller? poller, ILogger logger)
     {
         _socket = socket;
+        _poller = poller;
         EndPoint = endpoint;
         _logger = logger;
     }
@@ -108,8 +122,11 @@ internal sealed partial class LeanSocketListener : IConnectionListener
                 }
 
                 // Reads after a wait and flushes try the socket without blocking (and wait asynchronously only when
-                // they must).
-                accepted.Blocking = false;
+                // they must): on Linux each call says so itself, elsewhere the socket must (NonBlockingCalls).
+                if (!NonBlockingCalls.Native)
+                {
+                    accepted.Blocking = false;
+                }
             }
             catch (SocketException)
             {
@@ -119,7 +136,7 @@ internal sealed partial class LeanSocketListener : IConnectionListener
                 continue;
             }
 
-            return new LeanSocketConnection(accepted);
+            return new LeanSocketConnection(accepted, _poller);
         }
     }
 

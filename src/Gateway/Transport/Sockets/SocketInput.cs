@@ -8,25 +8,30 @@ namespace PushService.Gateway.Transport.Sockets;
 /// <summary>
 /// A connection's input on the lean transport: bytes are read from the socket when the reader asks for them, into a
 /// buffer rented then and given back once they are consumed. Between reads the kernel's socket buffer is the only
-/// buffer, so an idle connection holds one zero-byte receive (a wait for the socket to become readable) and no memory.
-/// Kestrel's socket transport instead runs a receive loop into an input <see cref="Pipe"/> per connection.
+/// buffer, so an idle connection holds one wait for the socket to become readable and no memory. Kestrel's socket
+/// transport instead runs a receive loop into an input <see cref="Pipe"/> per connection.
 /// </summary>
 /// <remarks>
-/// The wait is a zero-byte receive, and the read after it a non-blocking one (the socket is non-blocking): a wait that
-/// ends with nothing to read (.NET can end one on a stale readiness edge) costs nothing and is simply posted again,
+/// The wait is a slot in the <see cref="ReadinessPoller"/> (where there is none, a zero-byte receive, whose machinery
+/// the runtime then keeps on the socket), and the read after it a non-blocking one (the socket is non-blocking): a wait
+/// that ends with nothing to read (a stale readiness edge) costs nothing and is simply posted again,
 /// where a receive loop would have rented a buffer and left a receive pending into it. Every buffer is touched only
 /// under the lock and never by a pending socket operation, so giving one back cannot race the kernel. When no one is
 /// reading, a finished wait checks only whether the input ended (so <c>ConnectionClosed</c> fires); unread data stays in
 /// the kernel, where TCP's window pushes back on the sender.
 /// </remarks>
-internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
+internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>, IReadinessTarget
 {
     /// <summary>Below this much room in the last buffer a read rents a fresh one rather than read a few bytes.</summary>
     private const int MinimumReceive = 512;
 
     private readonly LeanSocketConnection _connection;
     private readonly Lock _lock = new();
-    private readonly Action _onWaitCompleted;
+    private readonly ReadinessPoller? _poller;
+    private Action? _onWaitCompleted;
+
+    /// <summary>The socket's slot in <see cref="_poller"/> (0 before its first wait and once it is closed).</summary>
+    private ulong _registration;
     private ManualResetValueTaskSourceCore<ReadResult> _read;
     private CancellationTokenRegistration _readCancellation;
     private CancellationToken _readToken;
@@ -49,10 +54,11 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
 
     private Socket Socket => _connection.Socket;
 
-    public SocketInput(LeanSocketConnection connection)
+    /// <summary>Over <paramref name="connection"/>'s socket; waits through <paramref name="poller"/>, or through the runtime when it is null.</summary>
+    public SocketInput(LeanSocketConnection connection, ReadinessPoller? poller)
     {
         _connection = connection;
-        _onWaitCompleted = OnWaitCompleted;
+        _poller = poller;
     }
 
     /// <summary>Whether the input holds a buffer now (read bytes not yet consumed); for tests of the idle state.</summary>
@@ -228,16 +234,7 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
     {
         var fresh = _tail is null || _tail.Free < MinimumReceive;
         var target = !fresh ? _tail! : _tail is null ? PooledSegment.Rent(PooledSegment.StandardSize, 0) : _tail.Append(PooledSegment.StandardSize);
-        int received;
-        SocketError error;
-        try
-        {
-            received = Socket.Receive(target.Array, target.End, target.Free, SocketFlags.None, out error);
-        }
-        catch (ObjectDisposedException)
-        {
-            (received, error) = (0, SocketError.OperationAborted);
-        }
+        var received = NonBlockingCalls.Receive(Socket, target.Array.AsSpan(target.End, target.Free), out var error);
 
         if (error == SocketError.Success && received > 0)
         {
@@ -269,11 +266,24 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
     }
 
     /// <summary>
-    /// Under the lock: posts a zero-byte receive, which ends when the socket has something to read (or has ended).
-    /// False when it ended at once: the caller reads again.
+    /// Under the lock: waits for the socket to have something to read (or to end), through the poller, or else with a
+    /// zero-byte receive. False when it ended at once: the caller reads again.
     /// </summary>
     private bool StartWait()
     {
+        if (_poller is not null)
+        {
+            var errno = _poller.Arm(Socket.SafeHandle, this, ref _registration);
+            if (errno != 0)
+            {
+                End(errno == ReadinessPoller.BadFile ? SocketError.OperationAborted : SocketError.SocketError);
+                return false;
+            }
+
+            _waiting = true;
+            return true;
+        }
+
         ValueTask<int> wait;
         try
         {
@@ -293,7 +303,7 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
 
         _waiting = true;
         _wait = wait;
-        wait.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_onWaitCompleted);
+        wait.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_onWaitCompleted ??= OnWaitCompleted);
         return true;
     }
 
@@ -313,22 +323,64 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
         }
     }
 
+    /// <summary>The poller's notice: the socket can be read, or has ended.</summary>
+    void IThreadPoolWorkItem.Execute() => OnWaitCompleted();
+
     /// <summary>
-    /// Runs when a wait ends, on the socket event thread with inline completions, else on a thread-pool thread; never
-    /// throws (that would take the process down).
+    /// The socket was closed (<see cref="LeanSocketConnection"/>'s shutdown): its slot in the poller is given back, and
+    /// a wait there, which no notice will end now, ends as the runtime ends a receive on a closed socket.
     /// </summary>
-    private void OnWaitCompleted()
+    public void OnSocketClosed()
+    {
+        if (_poller is null)
+        {
+            return;
+        }
+
+        lock (_lock)
+        {
+            _poller.Release(ref _registration);
+            if (!_waiting)
+            {
+                return;
+            }
+        }
+
+        OnWaitCompleted(socketClosed: true);
+    }
+
+    /// <summary>
+    /// Runs when a wait ends: on the poller's or the socket event thread with inline completions, else on a thread-pool
+    /// thread; never throws (that would take the process down).
+    /// </summary>
+    private void OnWaitCompleted() => OnWaitCompleted(socketClosed: false);
+
+    private void OnWaitCompleted(bool socketClosed)
     {
         ReadResult result = default;
         Exception? failure = null;
         lock (_lock)
         {
+            if (!_waiting)
+            {
+                // A notice for a wait already ended (by the socket's close).
+                return;
+            }
+
             _waiting = false;
-            var wait = _wait;
-            _wait = default;
             try
             {
-                Observe(wait);
+                if (_poller is null)
+                {
+                    var wait = _wait;
+                    _wait = default;
+                    Observe(wait);
+                }
+                else if (socketClosed)
+                {
+                    End(SocketError.OperationAborted);
+                }
+
                 if (!_readPending)
                 {
                     if (!_ended && !_completed)

@@ -201,7 +201,7 @@ internal sealed class SocketOutput : PipeWriter
             {
                 if (head.NextSegment is null)
                 {
-                    sent = Socket.Send(head.Array, _headStart, head.End - _headStart, SocketFlags.None, out error);
+                    sent = NonBlockingCalls.Send(Socket, head.Array.AsSpan(_headStart, head.End - _headStart), out error);
                 }
                 else
                 {
@@ -215,7 +215,7 @@ internal sealed class SocketOutput : PipeWriter
 
                     try
                     {
-                        sent = Socket.Send(gather, SocketFlags.None, out error);
+                        sent = NonBlockingCalls.Send(Socket, gather, out error);
                     }
                     finally
                     {
