@@ -13,8 +13,8 @@ namespace PushService.Gateway.Transport.Sockets;
 /// </summary>
 /// <remarks>
 /// The wait is a slot in the <see cref="ReadinessPoller"/> (where there is none, a zero-byte receive, whose machinery
-/// the runtime then keeps on the socket), and the read after it a non-blocking one (the socket is non-blocking): a wait
-/// that ends with nothing to read (a stale readiness edge) costs nothing and is simply posted again,
+/// the runtime then keeps on the socket), and the read after it one that does not block (<see cref="NonBlockingCalls"/>):
+/// a wait that ends with nothing to read (a stale readiness edge) costs nothing and is simply posted again,
 /// where a receive loop would have rented a buffer and left a receive pending into it. Every buffer is touched only
 /// under the lock and never by a pending socket operation, so giving one back cannot race the kernel. When no one is
 /// reading, a finished wait checks only whether the input ended (so <c>ConnectionClosed</c> fires); unread data stays in
