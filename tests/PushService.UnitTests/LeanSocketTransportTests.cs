@@ -33,8 +33,6 @@ public abstract class LeanSocketTransportTests : IAsyncLifetime
 
     private protected LeanSocketConnection Server => _server;
 
-    private protected Socket Client => _client;
-
     public async Task InitializeAsync()
     {
         var factory = new LeanSocketTransportFactory(NullLogger<LeanSocketListener>.Instance, Poller);

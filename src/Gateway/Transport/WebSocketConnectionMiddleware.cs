@@ -49,22 +49,24 @@ internal sealed partial class WebSocketConnectionMiddleware
             // and bookkeeping go. Not in this frame's execution context either, whose logging scopes are Kestrel's.
             using (ExecutionContext.SuppressFlow())
             {
-                _ = StartDetachedAsync(lean, response);
+                _ = RunAsync(connection, response, detached: true);
             }
 
             return;
         }
 
-        await RunAsync(connection, response);
+        await RunAsync(connection, response, detached: false);
     }
 
     /// <summary>
-    /// Answers the upgrade of a <see cref="LeanSocketConnection.Detach"/>ed connection and starts its session, whose run
-    /// then goes on in the transport's frame alone (this one returns): its end closes the session and the connection
-    /// (<see cref="DetachedRun"/>). A frame here awaiting the run would stay suspended for the connection's whole life.
+    /// Answers the upgrade with <paramref name="response"/>, opens the session and runs it in the transport's frame,
+    /// whose end closes the session, gives back the place and (<paramref name="detached"/>) closes the connection
+    /// (<see cref="SessionRun"/>). Kestrel's connection is awaited here, as Kestrel disposes it when this returns; a
+    /// detached one is not, so that no frame here stays suspended for the connection's whole life.
     /// </summary>
-    private async Task StartDetachedAsync(LeanSocketConnection connection, byte[] response)
+    private async Task RunAsync(ConnectionContext connection, byte[] response, bool detached)
     {
+        var run = new SessionRun(this, connection, detached);
         IWebSocketSession session;
         try
         {
@@ -73,54 +75,19 @@ internal sealed partial class WebSocketConnectionMiddleware
         }
         catch (Exception ex)
         {
-            EndedBy(connection, ex);
-            _endpoint.Release();
-            connection.CloseDetached();
+            await run.OnRunEndedAsync(null, ex);
             return;
         }
 
-        _ = session.Transport.RunAsync(session, new DetachedRun(this, connection));
-    }
-
-    /// <summary>
-    /// Answers the upgrade with <paramref name="response"/>, then opens, runs and closes the session here rather than in
-    /// a method of the endpoint awaited from here: an idle connection then holds one suspended frame here and the
-    /// transport's receive loop, not three.
-    /// </summary>
-    private async Task RunAsync(ConnectionContext connection, byte[]? response)
-    {
-        IWebSocketSession? session = null;
-        try
+        var running = session.Transport.RunAsync(session, run);
+        if (!detached)
         {
-            await connection.Transport.Output.WriteAsync(response);
-
-            // The frame lives as long as the connection: it keeps nothing it no longer needs.
-            response = null;
-            session = _endpoint.Open(connection.Transport, AbortConnection, connection);
-            await session.Transport.RunAsync(session);
-        }
-        catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException)
-        {
-            Log.Ended(_logger, connection.ConnectionId, ex.Message);
-        }
-        finally
-        {
-            try
-            {
-                if (session is not null)
-                {
-                    await _endpoint.CloseAsync(session);
-                }
-            }
-            finally
-            {
-                _endpoint.Release();
-            }
+            await running;
         }
     }
 
-    /// <summary>Logs how a detached connection's run ended: Kestrel logs what escapes a connection it runs, and nobody awaits a detached one.</summary>
-    private void EndedBy(LeanSocketConnection connection, Exception? failure)
+    /// <summary>Logs how a run ended: Kestrel would log what escapes a connection it runs, and nobody awaits a detached one.</summary>
+    private void EndedBy(ConnectionContext connection, Exception? failure)
     {
         if (failure is IOException or OperationCanceledException or InvalidOperationException)
         {
@@ -132,15 +99,19 @@ internal sealed partial class WebSocketConnectionMiddleware
         }
     }
 
-    /// <summary>Closes a detached connection's session, its place and the connection itself when its run ends.</summary>
-    private sealed class DetachedRun(WebSocketConnectionMiddleware middleware, LeanSocketConnection connection) : IWebSocketRunOwner
+    /// <summary>When a WebSocket's run ends: its session leaves the node, its place is given back, a detached connection is closed.</summary>
+    private sealed class SessionRun(WebSocketConnectionMiddleware middleware, ConnectionContext connection, bool detached) : IWebSocketRunOwner
     {
-        public async ValueTask OnRunEndedAsync(IWebSocketSession session, Exception? failure)
+        /// <summary>Also for a run that never started (<paramref name="session"/> null: the answer or the open failed).</summary>
+        public async ValueTask OnRunEndedAsync(IWebSocketSession? session, Exception? failure)
         {
             middleware.EndedBy(connection, failure);
             try
             {
-                await middleware._endpoint.CloseAsync(session);
+                if (session is not null)
+                {
+                    await middleware._endpoint.CloseAsync(session);
+                }
             }
             catch (Exception ex)
             {
@@ -149,7 +120,10 @@ internal sealed partial class WebSocketConnectionMiddleware
             finally
             {
                 middleware._endpoint.Release();
-                connection.CloseDetached();
+                if (detached)
+                {
+                    ((LeanSocketConnection)connection).CloseDetached();
+                }
             }
         }
     }

@@ -202,17 +202,6 @@ internal sealed unsafe partial class IoUring : IDisposable
         _ = Close(_fd);
     }
 
-    /// <summary>The errno values the ring and its sends report (the same on Linux x64 and arm64).</summary>
-    public static class Errno
-    {
-        public const int Interrupted = 4;
-        public const int BadFile = 9;
-        public const int TryAgain = 11;
-        public const int Busy = 16;
-        public const int ConnectionAborted = 103;
-        public const int NotConnected = 107;
-    }
-
     [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
     private static partial long Syscall(long number, long arg1, long arg2, long arg3, long arg4, long arg5, long arg6);
 

@@ -4,7 +4,7 @@ using System.Runtime.InteropServices;
 namespace PushService.Gateway.Transport.Sockets;
 
 /// <summary>
-/// The lean transport's reads and writes that must not wait: on Linux, <c>recv</c> and <c>sendmsg</c> with
+/// The lean transport's reads and writes that must not wait: on Linux, <c>recvmsg</c> and <c>sendmsg</c> with
 /// <c>MSG_DONTWAIT</c>, which leave the socket in the runtime's blocking mode. Switching a socket to non-blocking
 /// through <see cref="Socket.Blocking"/> makes the runtime give it an async context for good (about 220 bytes with its
 /// locks, on every idle connection) that nothing here uses; a socket the runtime is asked to wait on
@@ -28,30 +28,10 @@ internal static unsafe partial class NonBlockingCalls
             return socket.Receive(buffer, SocketFlags.None, out error);
         }
 
-        using var handle = new HandleReference(socket);
-        if (!handle.Held)
-        {
-            error = SocketError.OperationAborted;
-            return 0;
-        }
-
         fixed (byte* bytes = buffer)
         {
-            while (true)
-            {
-                var received = Recv(handle.Fd, bytes, (nuint)buffer.Length, MsgDontWait);
-                if (received >= 0)
-                {
-                    error = SocketError.Success;
-                    return (int)received;
-                }
-
-                if (ToSocketError(Marshal.GetLastPInvokeError()) is var failure and not SocketError.Interrupted)
-                {
-                    error = failure;
-                    return 0;
-                }
-            }
+            var vector = new IoVector { Base = bytes, Length = (nuint)buffer.Length };
+            return Transfer(socket, &vector, 1, receive: true, out error);
         }
     }
 
@@ -66,7 +46,7 @@ internal static unsafe partial class NonBlockingCalls
         fixed (byte* bytes = buffer)
         {
             var vector = new IoVector { Base = bytes, Length = (nuint)buffer.Length };
-            return SendMessage(socket, &vector, 1, out error);
+            return Transfer(socket, &vector, 1, receive: false, out error);
         }
     }
 
@@ -80,7 +60,7 @@ internal static unsafe partial class NonBlockingCalls
 
         var count = Math.Min(buffers.Count, MaxGather);
         var vectors = stackalloc IoVector[count];
-        var pins = new GCHandle[count];
+        Span<GCHandle> pins = stackalloc GCHandle[count];
         try
         {
             for (var i = 0; i < count; i++)
@@ -94,7 +74,7 @@ internal static unsafe partial class NonBlockingCalls
                 };
             }
 
-            return SendMessage(socket, vectors, count, out error);
+            return Transfer(socket, vectors, count, receive: false, out error);
         }
         finally
         {
@@ -108,7 +88,8 @@ internal static unsafe partial class NonBlockingCalls
         }
     }
 
-    private static int SendMessage(Socket socket, IoVector* vectors, int count, out SocketError error)
+    /// <summary>One <c>recvmsg</c> or <c>sendmsg</c> that does not wait, taken again when a signal interrupts it.</summary>
+    private static int Transfer(Socket socket, IoVector* vectors, int count, bool receive, out SocketError error)
     {
         using var handle = new HandleReference(socket);
         if (!handle.Held)
@@ -120,38 +101,20 @@ internal static unsafe partial class NonBlockingCalls
         var message = new MessageHeader { Vectors = vectors, VectorCount = (nuint)count };
         while (true)
         {
-            var sent = SendMsg(handle.Fd, &message, MsgDontWait | MsgNoSignal);
-            if (sent >= 0)
+            var done = receive ? RecvMsg(handle.Fd, &message, MsgDontWait) : SendMsg(handle.Fd, &message, MsgDontWait | MsgNoSignal);
+            if (done >= 0)
             {
                 error = SocketError.Success;
-                return (int)sent;
+                return (int)done;
             }
 
-            if (ToSocketError(Marshal.GetLastPInvokeError()) is var failure and not SocketError.Interrupted)
+            if (SocketErrors.FromErrno(Marshal.GetLastPInvokeError()) is var failure and not SocketError.Interrupted)
             {
                 error = failure;
                 return 0;
             }
         }
     }
-
-    /// <summary>The runtime's meaning of an errno from a socket call (Linux's numbers, the same on x64 and arm64).</summary>
-    internal static SocketError ToSocketError(int errno) => errno switch
-    {
-        4 => SocketError.Interrupted,
-        9 => SocketError.OperationAborted,
-        11 => SocketError.WouldBlock,
-        12 or 105 => SocketError.NoBufferSpaceAvailable,
-        32 => SocketError.Shutdown,
-        100 => SocketError.NetworkDown,
-        101 => SocketError.NetworkUnreachable,
-        103 => SocketError.ConnectionAborted,
-        104 => SocketError.ConnectionReset,
-        107 => SocketError.NotConnected,
-        110 => SocketError.TimedOut,
-        113 => SocketError.HostUnreachable,
-        _ => SocketError.SocketError,
-    };
 
     /// <summary>
     /// The socket's descriptor, held for one call: a socket closed meanwhile keeps its number until the call is done,
@@ -163,10 +126,11 @@ internal static unsafe partial class NonBlockingCalls
 
         public HandleReference(Socket socket)
         {
+            var handle = socket.SafeHandle;
             var added = false;
             try
             {
-                socket.SafeHandle.DangerousAddRef(ref added);
+                handle.DangerousAddRef(ref added);
             }
             catch (ObjectDisposedException)
             {
@@ -174,8 +138,8 @@ internal static unsafe partial class NonBlockingCalls
 
             if (added)
             {
-                _handle = socket.SafeHandle;
-                Fd = (int)_handle.DangerousGetHandle();
+                _handle = handle;
+                Fd = (int)handle.DangerousGetHandle();
             }
         }
 
@@ -204,8 +168,8 @@ internal static unsafe partial class NonBlockingCalls
         public int Flags;
     }
 
-    [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
-    private static partial nint Recv(int fd, byte* buffer, nuint length, int flags);
+    [LibraryImport("libc", EntryPoint = "recvmsg", SetLastError = true)]
+    private static partial nint RecvMsg(int fd, MessageHeader* message, int flags);
 
     [LibraryImport("libc", EntryPoint = "sendmsg", SetLastError = true)]
     private static partial nint SendMsg(int fd, MessageHeader* message, int flags);

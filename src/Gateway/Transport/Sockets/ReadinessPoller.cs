@@ -40,10 +40,6 @@ internal sealed unsafe partial class ReadinessPoller
     private const int CtlMod = 3;
     private const int CloExec = 0x80000;
     private const int MaxEvents = 256;
-    private const int Interrupted = 4;
-
-    /// <summary>errno for a descriptor already closed.</summary>
-    public const int BadFile = 9;
 
     private static readonly Lazy<ReadinessPoller?> s_shared = new(() => TryCreate(
         Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS") == "1", out _));
@@ -124,7 +120,7 @@ internal sealed unsafe partial class ReadinessPoller
     /// <summary>
     /// Arms <paramref name="socket"/> for one notice to <paramref name="target"/> when it becomes readable (at once
     /// if it is). <paramref name="registration"/> is the caller's: 0 before the first wait, then the socket's slot,
-    /// until <see cref="Release"/>. Returns 0, or the errno of a failure (<see cref="BadFile"/>: the socket is closed).
+    /// until <see cref="Release"/>. Returns 0, or the errno of a failure (<see cref="Errno.BadFile"/>: the socket is closed).
     /// A socket's waits are armed one at a time (its input's lock).
     /// </summary>
     public int Arm(SafeSocketHandle socket, IReadinessTarget target, ref ulong registration)
@@ -137,7 +133,7 @@ internal sealed unsafe partial class ReadinessPoller
         }
         catch (ObjectDisposedException)
         {
-            return BadFile;
+            return Errno.BadFile;
         }
 
         try
@@ -224,7 +220,7 @@ internal sealed unsafe partial class ReadinessPoller
             if (count < 0)
             {
                 var errno = Marshal.GetLastPInvokeError();
-                if (errno == Interrupted)
+                if (errno == Errno.Interrupted)
                 {
                     continue;
                 }

@@ -132,7 +132,7 @@ internal sealed unsafe class SendBatch : IDisposable
                 // Not submitted: its socket was closed (EBADF), or the ring had no room (EAGAIN: sent the ordinary
                 // way). Or submitted and not completed by a broken ring: whether its bytes went out is unknown, so the
                 // connection cannot go on (its client recovers what it missed from history).
-                Complete(i, _entries[i].Unsubmitted != 0 ? -_entries[i].Unsubmitted : -IoUring.Errno.ConnectionAborted);
+                Complete(i, _entries[i].Unsubmitted != 0 ? -_entries[i].Unsubmitted : -Errno.ConnectionAborted);
             }
         }
 
@@ -159,14 +159,14 @@ internal sealed unsafe class SendBatch : IDisposable
 
         if (!added)
         {
-            entry.Unsubmitted = IoUring.Errno.BadFile;
+            entry.Unsubmitted = Errno.BadFile;
             return false;
         }
 
         if (!_ring.TryGetSubmissionEntry(out var sqe))
         {
             handle!.DangerousRelease();
-            entry.Unsubmitted = IoUring.Errno.TryAgain;
+            entry.Unsubmitted = Errno.TryAgain;
             return false;
         }
 

@@ -276,7 +276,7 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>, IR
             var errno = _poller.Arm(Socket.SafeHandle, this, ref _registration);
             if (errno != 0)
             {
-                End(errno == ReadinessPoller.BadFile ? SocketError.OperationAborted : SocketError.SocketError);
+                End(SocketErrors.FromErrno(errno));
                 return false;
             }
 

@@ -287,15 +287,9 @@ internal sealed class SocketOutput : PipeWriter
     /// </summary>
     internal void CompleteBatchedFlush(int result, ReadOnlySpan<byte> unsent, IBatchedFlushCompletion completion)
     {
-        if (result < 0 && result != -IoUring.Errno.TryAgain)
+        if (result < 0 && result != -Errno.TryAgain)
         {
-            Fail(-result switch
-            {
-                IoUring.Errno.BadFile => SocketError.OperationAborted,
-                IoUring.Errno.ConnectionAborted => SocketError.ConnectionAborted,
-                IoUring.Errno.NotConnected => SocketError.NotConnected,
-                _ => SocketError.ConnectionReset,
-            });
+            Fail(SocketErrors.FromErrno(-result));
         }
         else if (!unsent.IsEmpty)
         {
