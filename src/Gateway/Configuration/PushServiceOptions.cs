@@ -389,8 +389,8 @@ public sealed class WebSocketEndpointOptions
     /// anything is queued. Longer windows trade latency for CPU: against zero, 10 ms cut CPU per delivery by two fifths
     /// in the B benchmark and by a third in C, and put the median latency at about the window (docs/benchmarks.md).
     /// </summary>
-    /// <value>The default value is 2.5 milliseconds.</value>
-    public TimeSpan WriteCoalescing { get; set; } = TimeSpan.FromMilliseconds(2.5);
+    /// <value>The default value is 3 milliseconds.</value>
+    public TimeSpan WriteCoalescing { get; set; } = TimeSpan.FromMilliseconds(3);
 
     /// <summary>
     /// Whether each send loop hands the sends of a round (one per connection it flushes) to the kernel in one system

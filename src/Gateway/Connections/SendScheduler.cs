@@ -88,8 +88,7 @@ internal sealed partial class SendScheduler : IAsyncDisposable
     {
         private readonly ConcurrentQueue<ConnectionWriter> _ready = new();
 
-        // No spinning before the wait: on a small machine the core is what the thread that woke us needs.
-        private readonly ManualResetEventSlim _signal = new(false, spinCount: 0);
+        private readonly LoopSignal _signal = new();
         private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly TimeSpan _coalescing;
         private readonly TimeProvider _time;
@@ -225,7 +224,7 @@ internal sealed partial class SendScheduler : IAsyncDisposable
                     if (delay > 0)
                     {
                         Volatile.Write(ref _wakeAt, nextAt);
-                        _signal.Wait(CeilingMilliseconds(delay));
+                        _signal.Wait(ToStopwatch(delay));
                     }
                 }
                 else if (_stopping && _ready.IsEmpty)
@@ -234,7 +233,7 @@ internal sealed partial class SendScheduler : IAsyncDisposable
                 }
                 else
                 {
-                    _signal.Wait();
+                    _signal.Wait(-1);
                 }
             }
         }
@@ -271,9 +270,10 @@ internal sealed partial class SendScheduler : IAsyncDisposable
             connection.Flush(now, _batch);
         }
 
-        /// <summary>A wait of at least <paramref name="timestamps"/>: waking early would only wait again.</summary>
-        private int CeilingMilliseconds(long timestamps) =>
-            (int)Math.Clamp(Math.Ceiling(timestamps * 1000.0 / _time.TimestampFrequency), 1, int.MaxValue);
+        /// <summary><paramref name="timestamps"/> of the loop's time provider in <see cref="System.Diagnostics.Stopwatch"/> units, which the signal waits in.</summary>
+        private long ToStopwatch(long timestamps) => _time.TimestampFrequency == System.Diagnostics.Stopwatch.Frequency
+            ? timestamps
+            : (long)Math.Ceiling(timestamps * (double)System.Diagnostics.Stopwatch.Frequency / _time.TimestampFrequency);
 
         public async ValueTask DisposeAsync()
         {
