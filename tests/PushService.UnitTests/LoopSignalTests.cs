@@ -19,13 +19,13 @@ public sealed class LoopSignalTests
         signal.Set();
 
         // Without a limit: a signal that was not seen set would wait here forever (the test host's timeout).
-        signal.Wait(-1);
-        signal.Wait(-1);
+        signal.Wait(Timeout.InfiniteTimeSpan);
+        signal.Wait(Timeout.InfiniteTimeSpan);
 
         signal.Reset();
         var started = Stopwatch.GetTimestamp();
         var timeout = TimeSpan.FromMilliseconds(30);
-        signal.Wait((long)(timeout.TotalSeconds * Stopwatch.Frequency));
+        signal.Wait(timeout);
         Assert.True(Stopwatch.GetElapsedTime(started) >= timeout, "a reset signal ended a timed wait before its timeout");
     }
 
@@ -38,7 +38,7 @@ public sealed class LoopSignalTests
         var signal = new LoopSignal();
         var timeout = TimeSpan.FromMilliseconds(milliseconds);
         var started = Stopwatch.GetTimestamp();
-        signal.Wait((long)(timeout.TotalSeconds * Stopwatch.Frequency));
+        signal.Wait(timeout);
         Assert.True(Stopwatch.GetElapsedTime(started) >= timeout, $"waited {Stopwatch.GetElapsedTime(started)} of {timeout}");
     }
 
@@ -49,7 +49,7 @@ public sealed class LoopSignalTests
         for (var i = 0; i < 200; i++)
         {
             signal.Reset();
-            var waiter = Task.Factory.StartNew(() => signal.Wait(-1), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            var waiter = Task.Factory.StartNew(() => signal.Wait(Timeout.InfiniteTimeSpan), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
             // Sometimes before the waiter sleeps, sometimes after: a set in either order must end the wait.
             if (i % 2 == 0)
@@ -67,7 +67,7 @@ public sealed class LoopSignalTests
     {
         var signal = new LoopSignal();
         // A wait of an hour: only the set can end it within the test's patience.
-        var waiter = Task.Factory.StartNew(() => signal.Wait((long)(3600 * Stopwatch.Frequency)), CancellationToken.None,
+        var waiter = Task.Factory.StartNew(() => signal.Wait(TimeSpan.FromHours(1)), CancellationToken.None,
             TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
         await Task.Delay(20);

@@ -83,22 +83,24 @@ internal sealed unsafe partial class LoopSignal
         }
     }
 
-    /// <summary>Waits until the signal is set or <paramref name="timestamps"/> (<see cref="Stopwatch"/> units; negative: no limit) have passed.</summary>
-    public void Wait(long timestamps)
+    /// <summary>Waits until the signal is set or <paramref name="timeout"/> has passed (<see cref="Timeout.InfiniteTimeSpan"/>: no limit).</summary>
+    public void Wait(TimeSpan timeout)
     {
+        var unlimited = timeout == Timeout.InfiniteTimeSpan;
         if (_fallback is not null)
         {
-            _fallback.Wait(timestamps < 0 ? Timeout.Infinite : (int)Math.Clamp(Math.Ceiling(timestamps * 1000.0 / Stopwatch.Frequency), 1, int.MaxValue));
+            // Whole milliseconds, rounded up: waking before the deadline would only wait again.
+            _fallback.Wait(unlimited ? Timeout.Infinite : (int)Math.Clamp(Math.Ceiling(timeout.TotalMilliseconds), 1, int.MaxValue));
             return;
         }
 
-        var deadline = timestamps < 0 ? long.MaxValue : Stopwatch.GetTimestamp() + timestamps;
+        var deadline = unlimited ? long.MaxValue : Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
         Interlocked.Exchange(ref _waiting, 1);
         try
         {
             while (Volatile.Read(ref *_word) == 0)
             {
-                if (deadline == long.MaxValue)
+                if (unlimited)
                 {
                     Futex(FutexCall, _word, FutexWaitPrivate, 0, null, null, 0);
                     continue;
@@ -111,10 +113,10 @@ internal sealed unsafe partial class LoopSignal
                 }
 
                 var nanoseconds = (long)(left * (1_000_000_000.0 / Stopwatch.Frequency));
-                var timeout = new TimeSpec { Seconds = nanoseconds / 1_000_000_000, Nanoseconds = nanoseconds % 1_000_000_000 };
+                var sleep = new TimeSpec { Seconds = nanoseconds / 1_000_000_000, Nanoseconds = nanoseconds % 1_000_000_000 };
 
                 // The kernel sleeps only while the word is still 0: a Set after the check above ends the call at once.
-                if (Futex(FutexCall, _word, FutexWaitPrivate, 0, &timeout, null, 0) != 0 && Marshal.GetLastSystemError() == TimedOut)
+                if (Futex(FutexCall, _word, FutexWaitPrivate, 0, &sleep, null, 0) != 0 && Marshal.GetLastSystemError() == TimedOut)
                 {
                     return;
                 }

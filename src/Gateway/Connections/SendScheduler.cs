@@ -224,7 +224,7 @@ internal sealed partial class SendScheduler : IAsyncDisposable
                     if (delay > 0)
                     {
                         Volatile.Write(ref _wakeAt, nextAt);
-                        _signal.Wait(ToStopwatch(delay));
+                        _signal.Wait(_time.GetElapsedTime(0, delay));
                     }
                 }
                 else if (_stopping && _ready.IsEmpty)
@@ -233,7 +233,7 @@ internal sealed partial class SendScheduler : IAsyncDisposable
                 }
                 else
                 {
-                    _signal.Wait(-1);
+                    _signal.Wait(Timeout.InfiniteTimeSpan);
                 }
             }
         }
@@ -269,11 +269,6 @@ internal sealed partial class SendScheduler : IAsyncDisposable
 
             connection.Flush(now, _batch);
         }
-
-        /// <summary><paramref name="timestamps"/> of the loop's time provider in <see cref="System.Diagnostics.Stopwatch"/> units, which the signal waits in.</summary>
-        private long ToStopwatch(long timestamps) => _time.TimestampFrequency == System.Diagnostics.Stopwatch.Frequency
-            ? timestamps
-            : (long)Math.Ceiling(timestamps * (double)System.Diagnostics.Stopwatch.Frequency / _time.TimestampFrequency);
 
         public async ValueTask DisposeAsync()
         {

@@ -49,22 +49,22 @@ internal sealed partial class WebSocketConnectionMiddleware
             // and bookkeeping go. Not in this frame's execution context either, whose logging scopes are Kestrel's.
             using (ExecutionContext.SuppressFlow())
             {
-                _ = RunAsync(connection, response, detached: true);
+                _ = RunAsync(connection, response, detached: lean);
             }
 
             return;
         }
 
-        await RunAsync(connection, response, detached: false);
+        await RunAsync(connection, response, detached: null);
     }
 
     /// <summary>
     /// Answers the upgrade with <paramref name="response"/>, opens the session and runs it in the transport's frame,
-    /// whose end closes the session, gives back the place and (<paramref name="detached"/>) closes the connection
-    /// (<see cref="SessionRun"/>). Kestrel's connection is awaited here, as Kestrel disposes it when this returns; a
-    /// detached one is not, so that no frame here stays suspended for the connection's whole life.
+    /// whose end closes the session, gives back the place and closes <paramref name="detached"/>, the connection when it
+    /// left Kestrel (<see cref="SessionRun"/>). Kestrel's connection is awaited here, as Kestrel disposes it when this
+    /// returns; a detached one is not, so that no frame here stays suspended for the connection's whole life.
     /// </summary>
-    private async Task RunAsync(ConnectionContext connection, byte[] response, bool detached)
+    private async Task RunAsync(ConnectionContext connection, byte[] response, LeanSocketConnection? detached)
     {
         var run = new SessionRun(this, connection, detached);
         IWebSocketSession session;
@@ -80,7 +80,7 @@ internal sealed partial class WebSocketConnectionMiddleware
         }
 
         var running = session.Transport.RunAsync(session, run);
-        if (!detached)
+        if (detached is null)
         {
             await running;
         }
@@ -100,7 +100,7 @@ internal sealed partial class WebSocketConnectionMiddleware
     }
 
     /// <summary>When a WebSocket's run ends: its session leaves the node, its place is given back, a detached connection is closed.</summary>
-    private sealed class SessionRun(WebSocketConnectionMiddleware middleware, ConnectionContext connection, bool detached) : IWebSocketRunOwner
+    private sealed class SessionRun(WebSocketConnectionMiddleware middleware, ConnectionContext connection, LeanSocketConnection? detached) : IWebSocketRunOwner
     {
         /// <summary>Also for a run that never started (<paramref name="session"/> null: the answer or the open failed).</summary>
         public async ValueTask OnRunEndedAsync(IWebSocketSession? session, Exception? failure)
@@ -120,10 +120,7 @@ internal sealed partial class WebSocketConnectionMiddleware
             finally
             {
                 middleware._endpoint.Release();
-                if (detached)
-                {
-                    ((LeanSocketConnection)connection).CloseDetached();
-                }
+                detached?.CloseDetached();
             }
         }
     }
