@@ -132,7 +132,10 @@ public sealed class SendLoopTests
     [Fact]
     public async Task AConnectionWhoseWindowEndsAfterTheLoopWakes_DoesNotWakeItEarly()
     {
-        var window = TimeSpan.FromSeconds(1);
+        // Long enough that a starved test thread (CI runs the test assemblies side by side on two cores) still sends
+        // the first push inside the first window, sees the loop asleep, and sends the second within a quarter window of
+        // it: with 1 s a run under load once found the window already over and the loop never holding anything.
+        var window = TimeSpan.FromSeconds(4);
         await using var loop = new SendScheduler.SendLoop(window, TimeProvider.System);
         var (first, firstSent) = Connect(loop);
         var (second, secondSent) = Connect(loop);

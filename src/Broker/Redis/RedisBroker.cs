@@ -125,6 +125,13 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
             ? new RespServer(configuration.EndPoints[0], configuration.User, configuration.Password, configuration.DefaultDatabase,
                 configuration.ClientName ?? RedisConnection.DefaultClientName)
             : null;
+        if (server is not null)
+        {
+            // Publishes go through the multiplexer while the broker's command connection is down: once it is back, the
+            // broker's own connections try again at once rather than at the end of their backoff, so that this node's
+            // pub/sub is not the last to return.
+            _multiplexer.ConnectionRestored += (_, _) => server.SignalReached();
+        }
 
         if (_options.MinReplicas > 0)
         {

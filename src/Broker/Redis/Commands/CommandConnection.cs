@@ -251,10 +251,11 @@ internal sealed partial class CommandConnection : IAsyncDisposable
 
         Interlocked.Increment(ref _connects);
         Log.Connected(_logger, _server.Name);
+        _server.SignalReached();
         return true;
     }
 
-    private Task<bool> ReconnectAsync() => RespSocket.RetryAsync(TryConnectAsync, () => _clusterNode, _stopping.Token);
+    private Task<bool> ReconnectAsync() => RespSocket.RetryAsync(_server, TryConnectAsync, () => _clusterNode, _stopping.Token);
 
     /// <summary>Reads replies until the link breaks. Each completes the oldest waiting command, whose caller goes on here.</summary>
     private async Task ReadAsync(Link link)

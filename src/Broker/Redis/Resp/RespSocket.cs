@@ -30,21 +30,22 @@ internal static class RespSocket
         }
     }
 
-    /// <summary>Runs <paramref name="attempt"/> after a growing delay (250 ms up to 2 s) until it succeeds, <paramref
-    /// name="giveUp"/> says to stop, or <paramref name="stopping"/> is cancelled; true when an attempt succeeded.</summary>
-    public static async Task<bool> RetryAsync(Func<Task<bool>> attempt, Func<bool> giveUp, CancellationToken stopping)
+    /// <summary>Runs <paramref name="attempt"/> after a growing delay (250 ms up to 2 s), or as soon as another connection
+    /// reached <paramref name="server"/>, until it succeeds, <paramref name="giveUp"/> says to stop, or
+    /// <paramref name="stopping"/> is cancelled; true when an attempt succeeded.</summary>
+    public static async Task<bool> RetryAsync(RespServer server, Func<Task<bool>> attempt, Func<bool> giveUp, CancellationToken stopping)
     {
+        // Taken before each attempt, so that a connection that got through while this one was failing counts too.
+        var reached = server.Reached;
         for (var i = 0; !stopping.IsCancellationRequested && !giveUp(); i++)
         {
-            try
-            {
-                await Task.Delay(RetryDelays[Math.Min(i, RetryDelays.Length - 1)], stopping);
-            }
-            catch (OperationCanceledException)
+            await Task.WhenAny(Task.Delay(RetryDelays[Math.Min(i, RetryDelays.Length - 1)], stopping), reached);
+            if (stopping.IsCancellationRequested)
             {
                 return false;
             }
 
+            reached = server.Reached;
             if (await attempt())
             {
                 return true;

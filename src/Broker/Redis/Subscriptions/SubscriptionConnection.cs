@@ -185,6 +185,7 @@ internal sealed partial class SubscriptionConnection : IAsyncDisposable
 
             Interlocked.Increment(ref _connects);
             Log.Connected(_logger, _server.Name, channels.Count);
+            _server.SignalReached();
             return true;
         }
         catch (Exception ex) when (ex is SocketException or OperationCanceledException or TimeoutException or BrokerUnavailableException or ObjectDisposedException)
@@ -211,7 +212,7 @@ internal sealed partial class SubscriptionConnection : IAsyncDisposable
 
     private async Task ReconnectAsync()
     {
-        if (await RespSocket.RetryAsync(TryConnectAsync, static () => false, _stopping.Token))
+        if (await RespSocket.RetryAsync(_server, TryConnectAsync, static () => false, _stopping.Token))
         {
             _onRestored();
         }
