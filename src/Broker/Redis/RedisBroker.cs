@@ -108,15 +108,6 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     {
         _handler = handler;
         _multiplexer = await _connection.GetAsync();
-        _multiplexer.ConnectionRestored += (_, e) =>
-        {
-            Interlocked.Increment(ref _restored);
-            // Pub/sub is at most once: whatever was published while this node was cut off is read back from history.
-            _ = ResyncAfterReconnectAsync();
-        };
-
-        var commands = new PublishCommands(Keys, _options, _connection.Sharded);
-        var library = new LibraryPublishPath(_connection, commands);
 
         // The broker's own connections speak plain RESP2 to one server; TLS, Sentinel and Cluster stay with the library.
         var configuration = ConfigurationOptions.Parse(_options.Configuration);
@@ -125,13 +116,22 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
             ? new RespServer(configuration.EndPoints[0], configuration.User, configuration.Password, configuration.DefaultDatabase,
                 configuration.ClientName ?? RedisConnection.DefaultClientName)
             : null;
-        if (server is not null)
+
+        _multiplexer.ConnectionRestored += (_, e) =>
         {
+            Interlocked.Increment(ref _restored);
+
             // Publishes go through the multiplexer while the broker's command connection is down: once it is back, the
             // broker's own connections try again at once rather than at the end of their backoff, so that this node's
             // pub/sub is not the last to return.
-            _multiplexer.ConnectionRestored += (_, _) => server.SignalReached();
-        }
+            server?.SignalReached();
+
+            // Pub/sub is at most once: whatever was published while this node was cut off is read back from history.
+            _ = ResyncAfterReconnectAsync();
+        };
+
+        var commands = new PublishCommands(Keys, _options, _connection.Sharded);
+        var library = new LibraryPublishPath(_connection, commands);
 
         if (_options.MinReplicas > 0)
         {

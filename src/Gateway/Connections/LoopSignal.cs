@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using PushService.Gateway.Transport.Sockets;
 
 namespace PushService.Gateway.Connections;
 
@@ -15,7 +16,6 @@ internal sealed unsafe partial class LoopSignal
 {
     private const int FutexWaitPrivate = 0 | 128;
     private const int FutexWakePrivate = 1 | 128;
-    private const int TimedOut = 110;
 
     private static readonly long FutexCall = !OperatingSystem.IsLinux() ? 0 : RuntimeInformation.ProcessArchitecture switch
     {
@@ -116,7 +116,7 @@ internal sealed unsafe partial class LoopSignal
                 var sleep = new TimeSpec { Seconds = nanoseconds / 1_000_000_000, Nanoseconds = nanoseconds % 1_000_000_000 };
 
                 // The kernel sleeps only while the word is still 0: a Set after the check above ends the call at once.
-                if (Futex(FutexCall, _word, FutexWaitPrivate, 0, &sleep, null, 0) != 0 && Marshal.GetLastSystemError() == TimedOut)
+                if (Futex(FutexCall, _word, FutexWaitPrivate, 0, &sleep, null, 0) != 0 && Marshal.GetLastSystemError() == Errno.TimedOut)
                 {
                     return;
                 }
