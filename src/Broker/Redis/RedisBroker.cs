@@ -389,9 +389,27 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
     /// <summary>Runs a Redis call through the circuit breaker, turning unavailability into <see cref="BrokerUnavailableException"/>.</summary>
     private async Task<T> ExecuteAsync<TState, T>(Func<TState, Task<T>> call, TState state, CancellationToken cancellationToken)
     {
+        // Polly's outcome-based entry point: ExecuteAsync would wrap the call in two async methods of its own (one awaiting
+        // the call, one awaiting the pipeline), each a state machine on the heap for every publish that waits on Redis.
+        var context = ResilienceContextPool.Shared.Get(cancellationToken);
         try
         {
-            return await _pipeline.ExecuteAsync(static async (s, _) => await s.call(s.state), (call, state), cancellationToken);
+            var outcome = await _pipeline.ExecuteOutcomeAsync(
+                static async (_, s) =>
+                {
+                    try
+                    {
+                        return Outcome.FromResult(await s.call(s.state));
+                    }
+                    catch (Exception ex)
+                    {
+                        return Outcome.FromException<T>(ex);
+                    }
+                },
+                context,
+                (call, state));
+            outcome.ThrowIfException();
+            return outcome.Result!;
         }
         catch (BrokenCircuitException ex)
         {
@@ -400,6 +418,10 @@ public sealed partial class RedisBroker : IBroker, IAsyncDisposable
         catch (Exception ex) when (RedisFailures.IsUnavailable(ex))
         {
             throw RedisFailures.Unavailable(ex, _options.BreakDuration);
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(context);
         }
     }
 

@@ -82,10 +82,11 @@ internal sealed partial class ApiKeyAuthenticator
 /// <summary>Endpoint filter that applies <see cref="ApiKeyAuthenticator"/> with one scope.</summary>
 internal sealed class ApiKeyFilter(string scope) : IEndpointFilter
 {
-    public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    // Not async: the endpoint's own task is passed on as it is, with no state machine of the filter's around it.
+    public ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         var authenticator = context.HttpContext.RequestServices.GetRequiredService<ApiKeyAuthenticator>();
-        return authenticator.Authorize(context.HttpContext, scope) ?? await next(context);
+        return authenticator.Authorize(context.HttpContext, scope) is { } problem ? ValueTask.FromResult<object?>(problem) : next(context);
     }
 }
 
